@@ -1,0 +1,40 @@
+#!/bin/sh
+# Installs the Debian packages canaryd needs (when missing) and builds it.
+#   scripts/setup.sh            release build in build/
+#   scripts/setup.sh --asan     also a sanitizer build in build-asan/
+set -eu
+
+cd "$(dirname "$0")/.."
+
+PACKAGES="build-essential cmake pkg-config libwebsockets-dev liblmdb-dev
+libmsgpack-dev libjansson-dev libidn2-dev libloc-dev libloc-database
+libinih-dev libcurl4-openssl-dev libssl-dev openssl python3
+python3-websockets lmdb-utils"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+if [ -n "$missing" ]; then
+	echo "setup: installing Debian packages:$missing"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "setup: installing packages needs root; run this script as root or with sudo" >&2
+		exit 1
+	fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+
+echo "setup: building in build/"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$jobs"
+
+if [ "${1:-}" = "--asan" ]; then
+	echo "setup: building with AddressSanitizer and UBSan in build-asan/"
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCANARY_SANITIZE=ON >/dev/null
+	cmake --build build-asan -j "$jobs"
+fi

@@ -1,0 +1,286 @@
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+enum setting_type { SETTING_TEXT, SETTING_U64 };
+
+struct setting {
+	const char *name;
+	enum setting_type type;
+	size_t offset;
+	size_t size;            /* buffer size for SETTING_TEXT */
+	uint64_t min, max;      /* inclusive range for SETTING_U64 */
+	const char *unit;
+};
+
+#define TEXT(field) SETTING_TEXT, offsetof(struct cd_config, field), \
+	sizeof(((struct cd_config *)0)->field), 0, 0
+#define U64(field, lo, hi) SETTING_U64, offsetof(struct cd_config, field), \
+	0, (lo), (hi)
+
+static const struct setting settings[] = {
+	{ "listen", TEXT(listen), "HOST:PORT" },
+	{ "data_dir", TEXT(data_dir), "directory" },
+	{ "tls_cert", TEXT(tls_cert), "PEM file" },
+	{ "tls_key", TEXT(tls_key), "PEM file" },
+	{ "log_level", TEXT(log_level), "error|warn|info|debug" },
+	{ "outbound_queue_bytes", U64(outbound_queue_bytes, 65536, 1ull << 32), "bytes" },
+	{ "max_subscriptions", U64(max_subscriptions, 1, 1024), "per connection" },
+	{ "max_body_bytes", U64(max_body_bytes, 1024, 1ull << 30), "bytes" },
+	{ "max_message_bytes", U64(max_message_bytes, 1024, 64ull << 20), "bytes" },
+	{ "max_batch_signals", U64(max_batch_signals, 1, 1000000), "signals" },
+	{ "ping_interval_s", U64(ping_interval_s, 1, 3600), "seconds" },
+	{ "idle_timeout_s", U64(idle_timeout_s, 2, 7200), "seconds" },
+	{ "auth_timeout_s", U64(auth_timeout_s, 1, 600), "seconds" },
+	{ "retention_hours", U64(retention_hours, 1, 24ull * 3650), "hours" },
+	{ "campaign_idle_gap_s", U64(campaign_idle_gap_s, 1, 86400ull * 365), "seconds" },
+	{ "map_size_max_bytes", U64(map_size_max_bytes, 1ull << 20, 1ull << 44), "bytes" },
+	{ "rate_limit_per_s", U64(rate_limit_per_s, 1, 10000000), "requests per second" },
+	{ "rate_limit_burst", U64(rate_limit_burst, 1, 10000000), "requests" },
+	{ "max_connections", U64(max_connections, 1, 1000000), "connections" },
+	{ "max_connections_per_key", U64(max_connections_per_key, 1, 1000000), "connections" },
+	{ "replay_chunk_signals", U64(replay_chunk_signals, 1, 4096), "signals" },
+};
+
+#define SETTING_COUNT (sizeof(settings) / sizeof(settings[0]))
+
+void cfg_defaults(struct cd_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	strcpy(cfg->listen, "127.0.0.1:8080");
+	strcpy(cfg->data_dir, "./var");
+	strcpy(cfg->log_level, "info");
+	cfg->outbound_queue_bytes = 8ull << 20;
+	cfg->max_subscriptions = 16;
+	cfg->max_body_bytes = 8ull << 20;
+	cfg->max_message_bytes = 1ull << 20;
+	cfg->max_batch_signals = 10000;
+	cfg->ping_interval_s = 30;
+	cfg->idle_timeout_s = 75;
+	cfg->auth_timeout_s = 10;
+	cfg->retention_hours = 24 * 30;
+	cfg->campaign_idle_gap_s = 6 * 3600;
+	cfg->map_size_max_bytes = 16ull << 30;
+	cfg->rate_limit_per_s = 1000;
+	cfg->rate_limit_burst = 5000;
+	cfg->max_connections = 20000;
+	cfg->max_connections_per_key = 10000;
+	cfg->replay_chunk_signals = 256;
+}
+
+static const struct setting *setting_find(const char *name)
+{
+	for (size_t i = 0; i < SETTING_COUNT; i++)
+		if (!strcmp(settings[i].name, name))
+			return &settings[i];
+	return NULL;
+}
+
+/* Accepts a decimal integer with an optional K, M, G or T suffix (powers
+ * of 1024), so that sizes can be written as "8M". */
+static int parse_u64(const char *text, uint64_t *out)
+{
+	char *end = NULL;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	if (*text < '0' || *text > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno)
+		return -1;
+	switch (*end) {
+	case 'K': case 'k': shift = 10; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'G': case 'g': shift = 30; end++; break;
+	case 'T': case 't': shift = 40; end++; break;
+	default: break;
+	}
+	if (*end)
+		return -1;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int setting_apply(struct cd_config *cfg, const char *name,
+			 const char *value, char *err, size_t errlen)
+{
+	const struct setting *s = setting_find(name);
+	char *base = (char *)cfg;
+	uint64_t v;
+
+	if (!s) {
+		snprintf(err, errlen,
+			 "unknown setting \"%.64s\"; see conf/canaryd.conf for the list",
+			 name);
+		return -1;
+	}
+	if (s->type == SETTING_TEXT) {
+		if (strlen(value) >= s->size) {
+			snprintf(err, errlen, "setting %s is longer than %zu bytes",
+				 name, s->size - 1);
+			return -1;
+		}
+		strcpy(base + s->offset, value);
+		return 0;
+	}
+	if (parse_u64(value, &v) || v < s->min || v > s->max) {
+		snprintf(err, errlen,
+			 "setting %s = \"%.64s\" is invalid: expected %s from %" PRIu64
+			 " to %" PRIu64 " (K, M, G, T suffixes allowed)",
+			 name, value, s->unit, s->min, s->max);
+		return -1;
+	}
+	memcpy(base + s->offset, &v, sizeof(v));
+	return 0;
+}
+
+int cfg_set(struct cd_config *cfg, const char *assignment, char *err,
+	    size_t errlen)
+{
+	const char *eq = strchr(assignment, '=');
+	char name[64];
+	size_t len;
+
+	if (!eq || eq == assignment) {
+		snprintf(err, errlen,
+			 "--set \"%.64s\" is invalid: expected NAME=VALUE",
+			 assignment);
+		return -1;
+	}
+	len = (size_t)(eq - assignment);
+	if (len >= sizeof(name)) {
+		snprintf(err, errlen, "--set: setting name is too long");
+		return -1;
+	}
+	memcpy(name, assignment, len);
+	name[len] = '\0';
+	return setting_apply(cfg, name, eq + 1, err, errlen);
+}
+
+struct ini_state {
+	struct cd_config *cfg;
+	char *err;
+	size_t errlen;
+	int failed;
+};
+
+static int ini_on_setting(void *user, const char *section, const char *name,
+		       const char *value)
+{
+	struct ini_state *st = user;
+
+	if (st->failed)
+		return 0;
+	if (section[0] && strcmp(section, "canaryd")) {
+		snprintf(st->err, st->errlen,
+			 "unknown section [%.64s]; settings go before any section or under [canaryd]",
+			 section);
+		st->failed = 1;
+		return 0;
+	}
+	if (setting_apply(st->cfg, name, value, st->err, st->errlen)) {
+		st->failed = 1;
+		return 0;
+	}
+	return 1;
+}
+
+int cfg_load_file(struct cd_config *cfg, const char *path, char *err,
+		  size_t errlen)
+{
+	struct ini_state st = { cfg, err, errlen, 0 };
+	char detail[512] = "";
+	int rc;
+
+	st.err = detail;
+	st.errlen = sizeof(detail);
+	rc = ini_parse(path, ini_on_setting, &st);
+	if (rc == -1) {
+		snprintf(err, errlen, "cannot open configuration file %s: %s",
+			 path, strerror(errno));
+		return -1;
+	}
+	if (rc != 0) {
+		snprintf(err, errlen, "configuration file %s, line %d: %s", path,
+			 rc, detail[0] ? detail : "syntax error (expected name = value)");
+		return -1;
+	}
+	return 0;
+}
+
+int cfg_listen_split(const char *listen, char *host, size_t hostlen,
+		     int *port, char *err, size_t errlen)
+{
+	const char *colon = strrchr(listen, ':');
+	const char *h = listen;
+	size_t len;
+	char *end = NULL;
+	long p;
+
+	if (!colon)
+		goto invalid;
+	len = (size_t)(colon - listen);
+	/* "[::1]:8080" names an IPv6 address. */
+	if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
+		h++;
+		len -= 2;
+	}
+	if (len == 0 || len >= hostlen)
+		goto invalid;
+	p = strtol(colon + 1, &end, 10);
+	if (!colon[1] || *end || p < 0 || p > 65535)
+		goto invalid;
+	memcpy(host, h, len);
+	host[len] = '\0';
+	*port = (int)p;
+	return 0;
+
+invalid:
+	snprintf(err, errlen,
+		 "listen address \"%.128s\" is invalid: expected HOST:PORT such as 127.0.0.1:8080 or [::1]:8080",
+		 listen);
+	return -1;
+}
+
+int cfg_validate(const struct cd_config *cfg, char *err, size_t errlen)
+{
+	char host[256];
+	int port;
+
+	if (cfg_listen_split(cfg->listen, host, sizeof(host), &port, err, errlen))
+		return -1;
+	if (!cfg->data_dir[0]) {
+		snprintf(err, errlen, "data_dir is empty: set it to a directory");
+		return -1;
+	}
+	if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+		snprintf(err, errlen,
+			 "tls_cert and tls_key must be set together (one is empty)");
+		return -1;
+	}
+	if (cfg->idle_timeout_s <= cfg->ping_interval_s) {
+		snprintf(err, errlen,
+			 "idle_timeout_s (%llu) must be larger than ping_interval_s (%llu)",
+			 (unsigned long long)cfg->idle_timeout_s,
+			 (unsigned long long)cfg->ping_interval_s);
+		return -1;
+	}
+	if (cfg->max_message_bytes > cfg->outbound_queue_bytes) {
+		snprintf(err, errlen,
+			 "max_message_bytes (%llu) must not exceed outbound_queue_bytes (%llu)",
+			 (unsigned long long)cfg->max_message_bytes,
+			 (unsigned long long)cfg->outbound_queue_bytes);
+		return -1;
+	}
+	return 0;
+}

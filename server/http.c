@@ -1,0 +1,609 @@
+/*
+ * HTTP request handling: routing, Bearer checks, request bodies and
+ * responses. A response is written in two steps, the headers in one
+ * writable callback and the body in chunks in the following ones, because
+ * lws allows one write per writable callback.
+ */
+#include "http.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "signal/batch.h"
+#include "keys.h"
+#include "log.h"
+
+#define HTTP_URI_MAX 256
+#define HTTP_CHUNK (32 * 1024)
+
+enum http_method { METHOD_OTHER, METHOD_GET, METHOD_POST };
+
+struct http_req {
+	struct lws *wsi;
+	struct server *srv;
+	enum http_method method;
+	char uri[HTTP_URI_MAX];
+	/* request body, for POST */
+	int expect_body;
+	char *body;
+	size_t body_len;
+	enum sg_format format;
+	char key_id[ST_KEY_ID_LEN + 1];
+	char *tenant_domains;
+	/* response */
+	int responded;
+	int headers_sent;
+	int close_after;
+	unsigned status;
+	char ctype[48];
+	char *extra;
+	char *resp;
+	size_t resp_len;
+	size_t resp_sent;
+};
+
+size_t http_session_size(void)
+{
+	return sizeof(struct http_req);
+}
+
+struct lws *http_req_wsi(struct http_req *req)
+{
+	return req->wsi;
+}
+
+static void req_reset(struct http_req *req)
+{
+	free(req->body);
+	free(req->resp);
+	free(req->extra);
+	free(req->tenant_domains);
+	memset(req, 0, sizeof(*req));
+}
+
+void http_respond(struct http_req *req, unsigned status, const char *ctype,
+		  char *body, size_t len, const char *extra_headers)
+{
+	if (req->responded) {
+		free(body);
+		return;
+	}
+	req->responded = 1;
+	req->status = status;
+	snprintf(req->ctype, sizeof(req->ctype), "%s", ctype);
+	req->resp = body;
+	req->resp_len = body ? len : 0;
+	req->extra = extra_headers ? strdup(extra_headers) : NULL;
+	req->srv->counters.http_requests++;
+	lws_callback_on_writable(req->wsi);
+}
+
+void http_respond_json(struct http_req *req, unsigned status, json_t *value)
+{
+	char *text = value ? json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER)
+			   : NULL;
+
+	json_decref(value);
+	if (!text) {
+		http_problem(req, 500, "internal", "Internal error",
+			     "the response could not be encoded");
+		return;
+	}
+	http_respond(req, status, "application/json", text, strlen(text), NULL);
+}
+
+static void problem_with(struct http_req *req, unsigned status,
+			 const char *slug, const char *title,
+			 const char *detail, json_t *extra_members,
+			 const char *extra_headers)
+{
+	json_t *doc = json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank",
+				"title", title, "status", (int)status,
+				"detail", detail);
+	char type[96];
+	char *text;
+
+	snprintf(type, sizeof(type), "urn:canary:problem:%s", slug);
+	if (doc)
+		json_object_set_new(doc, "type", json_string(type));
+	if (doc && extra_members)
+		json_object_update(doc, extra_members);
+	json_decref(extra_members);
+	text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(doc);
+	if (!text) {
+		text = strdup("{\"title\":\"Internal error\",\"status\":500}");
+		status = 500;
+	}
+	http_respond(req, status, "application/problem+json", text,
+		     text ? strlen(text) : 0, extra_headers);
+}
+
+void http_problem(struct http_req *req, unsigned status, const char *slug,
+		  const char *title, const char *detail)
+{
+	problem_with(req, status, slug, title, detail, NULL, NULL);
+}
+
+/* ---- writing the response ---- */
+
+/* Adds "Name: value\r\n" lines from req->extra to the header block. */
+static int add_extra_headers(struct http_req *req, unsigned char **p,
+			     unsigned char *end)
+{
+	char *line = req->extra;
+
+	while (line && *line) {
+		char *eol = strstr(line, "\r\n");
+		char *colon = strchr(line, ':');
+		char name[64];
+		const char *value;
+		size_t nlen;
+
+		if (!eol || !colon || colon > eol)
+			return -1;
+		nlen = (size_t)(colon - line) + 1;
+		if (nlen >= sizeof(name))
+			return -1;
+		memcpy(name, line, nlen);
+		name[nlen] = '\0';
+		for (size_t i = 0; i < nlen; i++)
+			name[i] = (char)tolower((unsigned char)name[i]);
+		value = colon + 1;
+		while (*value == ' ')
+			value++;
+		if (lws_add_http_header_by_name(req->wsi, (unsigned char *)name,
+						(const unsigned char *)value,
+						(int)(eol - value), p, end))
+			return -1;
+		line = eol + 2;
+	}
+	return 0;
+}
+
+static int write_headers(struct http_req *req)
+{
+	static const char nosniff[] = "nosniff";
+	static const char no_store[] = "no-store";
+	unsigned char *start = (unsigned char *)req->srv->frame + LWS_PRE;
+	unsigned char *p = start, *end = start + SERVER_FRAME_MAX;
+
+	if (lws_add_http_common_headers(req->wsi, req->status, req->ctype,
+					req->resp_len, &p, end) ||
+	    lws_add_http_header_by_name(req->wsi,
+					(unsigned char *)"x-content-type-options:",
+					(const unsigned char *)nosniff,
+					sizeof(nosniff) - 1, &p, end) ||
+	    lws_add_http_header_by_name(req->wsi,
+					(unsigned char *)"cache-control:",
+					(const unsigned char *)no_store,
+					sizeof(no_store) - 1, &p, end) ||
+	    add_extra_headers(req, &p, end))
+		return -1;
+	if (req->close_after &&
+	    lws_add_http_header_by_token(req->wsi, WSI_TOKEN_CONNECTION,
+					 (const unsigned char *)"close", 5, &p, end))
+		return -1;
+	if (lws_finalize_write_http_header(req->wsi, start, &p, end))
+		return -1;
+	req->headers_sent = 1;
+	return 0;
+}
+
+/* Finishes the transaction. Returns -1 when the connection must close. */
+static int finish_response(struct http_req *req)
+{
+	int close_after = req->close_after;
+	struct server *srv = req->srv;
+	struct lws *wsi = req->wsi;
+
+	req_reset(req);
+	req->wsi = wsi;
+	req->srv = srv;
+	if (close_after)
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int http_writable(struct http_req *req)
+{
+	unsigned char *buf = (unsigned char *)req->srv->frame + LWS_PRE;
+	size_t n;
+	int final;
+
+	if (!req->responded)
+		return 0;
+	if (!req->headers_sent) {
+		if (write_headers(req))
+			return -1;
+		if (!req->resp_len)
+			return finish_response(req);
+		lws_callback_on_writable(req->wsi);
+		return 0;
+	}
+
+	n = req->resp_len - req->resp_sent;
+	if (n > HTTP_CHUNK)
+		n = HTTP_CHUNK;
+	final = req->resp_sent + n == req->resp_len;
+	memcpy(buf, req->resp + req->resp_sent, n);
+	if (lws_write(req->wsi, buf, n, final ? LWS_WRITE_HTTP_FINAL
+					      : LWS_WRITE_HTTP) < (int)n)
+		return -1;
+	req->resp_sent += n;
+	if (final)
+		return finish_response(req);
+	lws_callback_on_writable(req->wsi);
+	return 0;
+}
+
+/* ---- authentication ---- */
+
+/*
+ * Checks the Authorization header for scope. Returns 0 with the key's id
+ * and domain list stored in req, or -1 after sending 401, 403 or 503.
+ */
+static int require_key(struct http_req *req, uint32_t scope)
+{
+	static const char challenge[] = "WWW-Authenticate: Bearer realm=\"canaryd\"\r\n";
+	static const char challenge_invalid[] =
+		"WWW-Authenticate: Bearer realm=\"canaryd\", error=\"invalid_token\"\r\n";
+	int len = lws_hdr_total_length(req->wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	char value[KEY_TOKEN_MAX + 64];
+	char token[KEY_TOKEN_MAX + 1];
+	struct st_key key;
+	enum auth_result r;
+
+	if (len <= 0) {
+		problem_with(req, 401, "unauthenticated", "Unauthenticated",
+			     "missing Authorization header: send Authorization: Bearer KEY",
+			     NULL, challenge);
+		return -1;
+	}
+	/* An oversized header is refused, never treated as absent. */
+	if (len >= (int)sizeof(value) ||
+	    lws_hdr_copy(req->wsi, value, sizeof(value),
+			 WSI_TOKEN_HTTP_AUTHORIZATION) < 0 ||
+	    auth_parse_bearer(value, token) != AUTH_OK) {
+		problem_with(req, 401, "unauthenticated", "Unauthenticated",
+			     "malformed Authorization header: expected \"Bearer KEY\" with a key of at most 128 characters",
+			     NULL, challenge_invalid);
+		return -1;
+	}
+
+	r = auth_check_token(req->srv->st, token, scope, &key);
+	if (r == AUTH_FORBIDDEN) {
+		char scopes[64], detail[160];
+
+		keys_format_scopes(scope, scopes, sizeof(scopes));
+		snprintf(detail, sizeof(detail),
+			 "key %s lacks the %s scope; create a key with it", key.id,
+			 scopes);
+		st_key_clear(&key);
+		http_problem(req, 403, "forbidden", "Forbidden", detail);
+		return -1;
+	}
+	if (r == AUTH_STORE_ERROR) {
+		http_problem(req, 503, "unavailable", "Service unavailable",
+			     "the key store could not be read; retry later");
+		return -1;
+	}
+	if (r != AUTH_OK) {
+		problem_with(req, 401, "unauthenticated", "Unauthenticated",
+			     "unknown or revoked key", NULL, challenge_invalid);
+		return -1;
+	}
+	snprintf(req->key_id, sizeof(req->key_id), "%s", key.id);
+	if (key.domains)
+		req->tenant_domains = strdup(key.domains);
+	st_key_clear(&key);
+	return 0;
+}
+
+/* ---- ingest ---- */
+
+static int content_type_format(struct http_req *req, enum sg_format *fmt)
+{
+	char ctype[128], detail[256];
+	char *semi;
+	size_t len;
+
+	if (lws_hdr_copy(req->wsi, ctype, sizeof(ctype),
+			 WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0)
+		ctype[0] = '\0';
+	semi = strchr(ctype, ';');
+	if (semi)
+		*semi = '\0';
+	len = strlen(ctype);
+	while (len && ctype[len - 1] == ' ')
+		ctype[--len] = '\0';
+	for (size_t i = 0; i < len; i++)
+		ctype[i] = (char)tolower((unsigned char)ctype[i]);
+
+	if (!strcmp(ctype, "application/json")) {
+		*fmt = SG_FORMAT_JSON;
+		return 0;
+	}
+	if (!strcmp(ctype, "application/x-ndjson") ||
+	    !strcmp(ctype, "application/ndjson")) {
+		*fmt = SG_FORMAT_NDJSON;
+		return 0;
+	}
+	if (!strcmp(ctype, "application/msgpack") ||
+	    !strcmp(ctype, "application/x-msgpack") ||
+	    !strcmp(ctype, "application/vnd.msgpack")) {
+		*fmt = SG_FORMAT_MSGPACK;
+		return 0;
+	}
+	snprintf(detail, sizeof(detail),
+		 "Content-Type \"%.64s\" is not supported: use application/json, application/x-ndjson or application/msgpack",
+		 ctype);
+	req->close_after = 1;
+	http_problem(req, 415, "unsupported-media-type", "Unsupported media type",
+		     detail);
+	return -1;
+}
+
+static void reject_body_too_large(struct http_req *req)
+{
+	char detail[160];
+
+	snprintf(detail, sizeof(detail),
+		 "request body is larger than max_body_bytes (%" PRIu64
+		 " bytes); send smaller batches",
+		 req->srv->cfg.max_body_bytes);
+	req->close_after = 1;
+	http_problem(req, 413, "body-too-large", "Payload too large", detail);
+}
+
+static void start_ingest(struct http_req *req)
+{
+	char clen[32];
+
+	if (require_key(req, ST_SCOPE_INGEST) ||
+	    content_type_format(req, &req->format)) {
+		req->close_after = 1;
+		return;
+	}
+	if (lws_hdr_copy(req->wsi, clen, sizeof(clen),
+			 WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+	    strtoull(clen, NULL, 10) > req->srv->cfg.max_body_bytes) {
+		reject_body_too_large(req);
+		return;
+	}
+	req->expect_body = 1;
+}
+
+static int receive_body(struct http_req *req, const char *in, size_t len)
+{
+	uint64_t max = req->srv->cfg.max_body_bytes;
+
+	if (req->responded || !req->expect_body)
+		return 0;
+	if (req->body_len + len > max) {
+		reject_body_too_large(req);
+		return 0;
+	}
+	if (!req->body) {
+		req->body = malloc(max);
+		if (!req->body) {
+			req->close_after = 1;
+			http_problem(req, 503, "unavailable", "Service unavailable",
+				     "out of memory; retry later");
+			return 0;
+		}
+	}
+	memcpy(req->body + req->body_len, in, len);
+	req->body_len += len;
+	return 0;
+}
+
+/* Rejects items whose domain is outside the key's domain list. */
+static int check_tenant_domains(const char *domains, const struct sg_batch *b,
+				struct sg_batch_report *rep)
+{
+	memset(rep, 0, sizeof(*rep));
+	for (size_t i = 0; i < b->count; i++) {
+		const char *d = b->items[i].domain;
+		size_t dl = strlen(d);
+		const char *p = domains;
+		int found = 0;
+
+		while (*p && !found) {
+			const char *comma = strchr(p, ',');
+			size_t l = comma ? (size_t)(comma - p) : strlen(p);
+
+			found = l == dl && !memcmp(p, d, l);
+			p += l + (comma ? 1 : 0);
+		}
+		if (found)
+			continue;
+		if (rep->listed < SG_BATCH_MAX_PROBLEMS) {
+			struct sg_batch_problem *pr = &rep->problems[rep->listed++];
+
+			pr->index = i;
+			snprintf(pr->error.field, sizeof(pr->error.field),
+				 "related_domain");
+			snprintf(pr->error.reason, sizeof(pr->error.reason),
+				 "domain \"%.100s\" is not in this key's domain list",
+				 d);
+		}
+		rep->total++;
+	}
+	return rep->total ? -1 : 0;
+}
+
+static void reject_batch(struct http_req *req, const struct sg_batch_report *rep)
+{
+	json_t *errors = json_array();
+	char detail[160];
+
+	for (size_t i = 0; i < rep->listed; i++) {
+		const struct sg_batch_problem *p = &rep->problems[i];
+		json_t *e = json_object();
+
+		if (p->index == SG_BATCH_WHOLE_BODY)
+			json_object_set_new(e, "index", json_null());
+		else
+			json_object_set_new(e, "index", json_integer((json_int_t)p->index));
+		json_object_set_new(e, "field", json_string(p->error.field));
+		json_object_set_new(e, "reason", json_string(p->error.reason));
+		json_array_append_new(errors, e);
+	}
+	snprintf(detail, sizeof(detail),
+		 "%zu problem%s found; nothing from this batch was stored",
+		 rep->total, rep->total == 1 ? "" : "s");
+	req->srv->counters.rejected_batches++;
+	log_info("rejected a batch from key %s: %zu problems", req->key_id,
+		 rep->total);
+	problem_with(req, 400, "invalid-batch", "Invalid signal batch", detail,
+		     json_pack("{s:o, s:I}", "errors", errors, "error_count",
+			       (json_int_t)rep->total),
+		     NULL);
+}
+
+static void finish_ingest(struct http_req *req)
+{
+	struct sg_batch batch = { NULL, 0 };
+	struct sg_batch_report *rep = NULL;
+	uint64_t first = 0, last = 0;
+	int rc;
+
+	if (req->responded || !req->expect_body)
+		return;
+	rep = calloc(1, sizeof(*rep));
+	if (!rep) {
+		http_problem(req, 503, "unavailable", "Service unavailable",
+			     "out of memory; retry later");
+		return;
+	}
+	if (sg_batch_parse(req->body ? req->body : "", req->body_len, req->format,
+			   req->srv->cfg.max_batch_signals, &batch, rep)) {
+		reject_batch(req, rep);
+		goto out;
+	}
+	if (req->tenant_domains &&
+	    check_tenant_domains(req->tenant_domains, &batch, rep)) {
+		reject_batch(req, rep);
+		goto out;
+	}
+
+	rc = slog_append(req->srv->slog, batch.items, batch.count, &first, &last);
+	if (rc == ST_ERR_MAP_FULL) {
+		http_problem(req, 507, "store-full", "Insufficient storage",
+			     "the store reached map_size_max_bytes; nothing from this batch was stored; retry after retention frees room or raise the limit");
+		goto out;
+	}
+	if (rc != ST_OK) {
+		problem_with(req, 503, "commit-failed", "Service unavailable",
+			     "the batch could not be committed; nothing was stored; retry",
+			     NULL, "Retry-After: 1\r\n");
+		goto out;
+	}
+	log_debug("key %s: stored %zu signals, seq %" PRIu64 " to %" PRIu64,
+		  req->key_id, batch.count, first, last);
+	http_respond_json(req, 202, json_pack("{s:I, s:I, s:I}", "accepted",
+					      (json_int_t)batch.count, "first_seq",
+					      (json_int_t)first, "last_seq",
+					      (json_int_t)last));
+out:
+	sg_batch_free(&batch);
+	free(rep);
+}
+
+/* ---- routing ---- */
+
+static void route(struct http_req *req)
+{
+	const char *u = req->uri;
+	int is_signals = !strcmp(u, "/v1/canary/signals");
+	int is_feed = !strcmp(u, "/v1/canary/threat-feed");
+
+	if (!strcmp(u, "/healthz") || !strcmp(u, "/metrics")) {
+		if (req->method != METHOD_GET) {
+			http_problem(req, 405, "method-not-allowed", "Method not allowed",
+				     "use GET");
+			return;
+		}
+		if (u[1] == 'h')
+			rest_healthz(req);
+		else
+			rest_metrics(req);
+		return;
+	}
+	if (is_signals && req->method == METHOD_POST) {
+		start_ingest(req);
+		return;
+	}
+	if ((is_signals || is_feed) && req->method == METHOD_GET) {
+		if (!require_key(req, ST_SCOPE_READ))
+			rest_list_signals(req, is_feed, req->tenant_domains);
+		return;
+	}
+	if (is_signals || is_feed) {
+		req->close_after = 1;
+		http_problem(req, 405, "method-not-allowed", "Method not allowed",
+			     is_signals ? "use GET to list signals or POST to ingest"
+					: "use GET");
+		return;
+	}
+	if (!strcmp(u, "/v1/canary/stream")) {
+		http_problem(req, 426, "upgrade-required", "Upgrade required",
+			     "this URL speaks WebSocket: connect with a WebSocket client and the subprotocol canary.v1.json");
+		return;
+	}
+	http_problem(req, 404, "not-found", "Not found",
+		     "no such endpoint; see the API documentation for the routes");
+}
+
+static void http_start(struct http_req *req, struct lws *wsi, const char *uri)
+{
+	req_reset(req);
+	req->wsi = wsi;
+	req->srv = server_of(wsi);
+	snprintf(req->uri, sizeof(req->uri), "%s", uri ? uri : "");
+
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0)
+		req->method = METHOD_GET;
+	else if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0)
+		req->method = METHOD_POST;
+	else
+		req->method = METHOD_OTHER;
+	if (req->method == METHOD_OTHER)
+		req->close_after = 1;
+	route(req);
+}
+
+int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		  void *user, void *in, size_t len)
+{
+	struct http_req *req = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		http_start(req, wsi, in);
+		return 0;
+
+	case LWS_CALLBACK_HTTP_BODY:
+		return receive_body(req, in, len);
+
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		finish_ingest(req);
+		return 0;
+
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return http_writable(req);
+
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (req)
+			req_reset(req);
+		return 0;
+
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}

@@ -1,0 +1,856 @@
+/*
+ * The WebSocket stream.
+ *
+ * Each connection holds up to max_subscriptions subscriptions. A
+ * subscription is either replaying (reading the store in chunks after its
+ * cursor) or live (receiving fan-out from stream_publish). Its cursor is
+ * the last seq it has passed, delivered or not, and nothing with a seq at
+ * or below the cursor is ever queued for it again.
+ *
+ * Hand-over from replay to live: while a subscription replays, live
+ * publishes skip it, because every published signal is already committed
+ * and the replay will read it. When a replay chunk comes back short, the
+ * replay has reached the head of the store; since commits and publishes
+ * run on this same thread, no commit can sit between that read and the
+ * switch to live, so the next live signal is exactly the next seq.
+ *
+ * Replay is flow-controlled: a chunk is read only while the outbound queue
+ * is under half its limit. Live fan-out is not: a live subscriber whose
+ * queue would pass outbound_queue_bytes is closed with 4008 and resumes
+ * from its cursor.
+ */
+#include "stream.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "signal/batch.h"
+#include "keys.h"
+#include "log.h"
+#include "outq.h"
+
+#define SUB_ID_MAX 64
+/* Chunks one writable callback may scan for a sparse filter. */
+#define REPLAY_CHUNKS_PER_WRITE 8
+#define KEY_RECHECK_US (2 * 1000000)
+#define TICK_US 1000000
+
+enum sub_state { SUB_REPLAY, SUB_LIVE };
+
+struct conn;
+
+struct sub {
+	struct sub *next;
+	struct conn *conn;
+	mt_filter *filter;
+	enum sub_state state;
+	uint64_t cursor;
+	int64_t min_observed_us;        /* since_time, else INT64_MIN */
+	char id[SUB_ID_MAX + 1];
+	char head[OUTQ_HEAD_MAX];       /* {"type":"signal","sub":"ID","signal": */
+	size_t head_len;
+};
+
+struct conn {
+	struct lws *wsi;
+	struct server *srv;
+	struct lws_dll2 node;
+	uint64_t id;
+	int authed;
+	int closing;
+	int want_ping;
+	uint16_t close_code;
+	char close_reason[64];
+	char key_id[ST_KEY_ID_LEN + 1];
+	char *tenant_domains;           /* NULL: all domains */
+	struct outq q;
+	struct sub *subs;
+	unsigned nsubs;
+	char *rx;
+	size_t rx_len;
+	int64_t connected_us;
+	int64_t last_rx_us;
+	int64_t last_ping_us;
+	int64_t key_checked_us;
+};
+
+size_t stream_session_size(void)
+{
+	return sizeof(struct conn);
+}
+
+/* ---- queueing and closing ---- */
+
+/* Asks for the connection to close with code and reason at its next
+ * writable callback; used where the close is decided outside the
+ * connection's own callback. */
+static void conn_close_later(struct conn *c, uint16_t code, const char *reason,
+			     enum close_reason_id why)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	c->close_code = code;
+	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+	c->srv->counters.closes[why]++;
+	log_info("closing connection %" PRIu64 " (key %s) with %u: %s", c->id,
+		 c->key_id[0] ? c->key_id : "-", code, reason);
+	lws_callback_on_writable(c->wsi);
+}
+
+/* Sets the close status and returns -1, for use inside the connection's
+ * own callback. */
+static int conn_close_now(struct conn *c, uint16_t code, const char *reason,
+			  enum close_reason_id why)
+{
+	c->closing = 1;
+	c->srv->counters.closes[why]++;
+	log_info("closing connection %" PRIu64 " (key %s) with %u: %s", c->id,
+		 c->key_id[0] ? c->key_id : "-", code, reason);
+	lws_close_reason(c->wsi, (enum lws_close_status)code,
+			 (unsigned char *)reason, strlen(reason));
+	return -1;
+}
+
+/* Queues a control message given as a JSON object (reference stolen). */
+static void conn_send_json(struct conn *c, json_t *msg)
+{
+	char *text;
+	struct sbuf *b;
+
+	if (!msg)
+		return;
+	text = json_dumps(msg, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(msg);
+	if (!text)
+		return;
+	b = sbuf_from(text, strlen(text));
+	free(text);
+	if (!b)
+		return;
+	if (outq_push(&c->q, "", 0, b, "", 0))
+		conn_close_later(c, 4008, "slow consumer", CLOSE_SLOW_CONSUMER);
+	sbuf_unref(b);
+	lws_callback_on_writable(c->wsi);
+}
+
+static void conn_send_error(struct conn *c, const char *code,
+			    const char *message, const char *ref)
+{
+	json_t *msg = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code,
+				"message", message);
+
+	if (msg && ref)
+		json_object_set_new(msg, "ref", json_string(ref));
+	log_debug("connection %" PRIu64 ": %s: %s", c->id, code, message);
+	conn_send_json(c, msg);
+}
+
+/* Encodes one signal's JSON text into a shared buffer. */
+static struct sbuf *encode_signal(const struct sg_signal *s)
+{
+	char text[4096];
+	size_t len = sg_to_json_text(s, text, sizeof(text));
+
+	if (len >= sizeof(text))
+		return NULL;
+	return sbuf_from(text, len);
+}
+
+/* Queues a signal for one subscription. Returns 0, or -1 when the queue
+ * is over its limit (the connection is then closing). */
+static int sub_push(struct sub *sub, struct sbuf *body)
+{
+	struct conn *c = sub->conn;
+
+	if (outq_push(&c->q, sub->head, sub->head_len, body, "}", 1)) {
+		conn_close_later(c, 4008, "slow consumer", CLOSE_SLOW_CONSUMER);
+		return -1;
+	}
+	c->srv->counters.deliveries++;
+	return 0;
+}
+
+/* ---- subscriptions ---- */
+
+static struct sub *sub_find(struct conn *c, const char *id)
+{
+	for (struct sub *s = c->subs; s; s = s->next)
+		if (!strcmp(s->id, id))
+			return s;
+	return NULL;
+}
+
+static void sub_free(struct server *srv, struct sub *s)
+{
+	mt_index_remove(srv->subs, s->filter);
+	mt_filter_free(s->filter);
+	free(s);
+	srv->counters.subscriptions--;
+}
+
+static int sub_id_valid(const char *id)
+{
+	size_t len = strlen(id);
+
+	if (!len || len > SUB_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char ch = id[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' ||
+		      ch == '.' || ch == ':'))
+			return 0;
+	}
+	return 1;
+}
+
+/* Reads since_seq, given as a JSON integer or a string of decimal digits
+ * (clients whose numbers are doubles cannot send every u64 exactly). */
+static int parse_since_seq(const json_t *v, uint64_t *out)
+{
+	if (json_is_integer(v)) {
+		json_int_t n = json_integer_value(v);
+
+		if (n < 0)
+			return -1;
+		*out = (uint64_t)n;
+		return 0;
+	}
+	if (json_is_string(v)) {
+		const char *t = json_string_value(v);
+		uint64_t n = 0;
+
+		if (!*t || strlen(t) > 20)
+			return -1;
+		for (; *t; t++) {
+			if (*t < '0' || *t > '9')
+				return -1;
+			if (n > (UINT64_MAX - (uint64_t)(*t - '0')) / 10)
+				return -1;
+			n = n * 10 + (uint64_t)(*t - '0');
+		}
+		*out = n;
+		return 0;
+	}
+	return -1;
+}
+
+static void send_gap(struct conn *c, const char *sub, uint64_t from,
+		     uint64_t to, const char *reason)
+{
+	conn_send_json(c, json_pack("{s:s, s:s, s:I, s:I, s:s}", "type", "gap",
+				    "sub", sub, "from", (json_int_t)from, "to",
+				    (json_int_t)to, "reason", reason));
+}
+
+/*
+ * Decides where a replay starts. Sends a gap first when the cursor comes
+ * from another store (reason epoch: the whole of this store follows) or
+ * points into deleted history (reason retention).
+ */
+static void sub_start_replay(struct conn *c, struct sub *sub,
+			     const json_t *msg, uint64_t since_seq,
+			     int has_seq, int64_t since_time)
+{
+	struct server *srv = c->srv;
+	uint64_t head = st_head_seq(srv->st);
+	uint64_t oldest = st_oldest_seq(srv->st);
+	const json_t *epoch = json_object_get(msg, "epoch");
+
+	sub->state = SUB_REPLAY;
+	if (!has_seq) {
+		uint64_t first = head + 1;
+
+		if (st_first_seq_observed_since(srv->st, since_time, &first) != ST_OK)
+			first = oldest;
+		sub->cursor = first ? first - 1 : 0;
+		sub->min_observed_us = since_time;
+		return;
+	}
+
+	if ((json_is_string(epoch) &&
+	     strcmp(json_string_value(epoch), st_epoch(srv->st))) ||
+	    since_seq > head) {
+		send_gap(c, sub->id, 1, since_seq, "epoch");
+		sub->cursor = oldest ? oldest - 1 : 0;
+		return;
+	}
+	if (since_seq != 0 && since_seq + 1 < oldest)
+		send_gap(c, sub->id, since_seq + 1, oldest - 1, "retention");
+	sub->cursor = since_seq + 1 < oldest ? oldest - 1 : since_seq;
+}
+
+static void handle_subscribe(struct conn *c, const json_t *msg)
+{
+	struct server *srv = c->srv;
+	const json_t *jid = json_object_get(msg, "id");
+	const json_t *jseq = json_object_get(msg, "since_seq");
+	const json_t *jtime = json_object_get(msg, "since_time");
+	const char *id;
+	struct sub *sub = NULL;
+	mt_filter *filter = NULL;
+	uint64_t since_seq = 0;
+	int64_t since_time = 0;
+	char err[256];
+
+	if (!json_is_string(jid) || !sub_id_valid(json_string_value(jid))) {
+		conn_send_error(c, "invalid_request",
+				"subscribe needs an \"id\": 1 to 64 characters from A-Z a-z 0-9 . _ : -",
+				NULL);
+		return;
+	}
+	id = json_string_value(jid);
+	if (sub_find(c, id)) {
+		conn_send_error(c, "duplicate_subscription",
+				"a subscription with this id is open; unsubscribe it first or pick another id",
+				id);
+		return;
+	}
+	if (c->nsubs >= srv->cfg.max_subscriptions) {
+		snprintf(err, sizeof(err),
+			 "this connection already holds %u subscriptions, the maximum; unsubscribe one first",
+			 c->nsubs);
+		conn_send_error(c, "too_many_subscriptions", err, id);
+		return;
+	}
+	if (jseq && jtime) {
+		conn_send_error(c, "invalid_request",
+				"give since_seq or since_time, not both", id);
+		return;
+	}
+	if (jseq && parse_since_seq(jseq, &since_seq)) {
+		conn_send_error(c, "invalid_request",
+				"since_seq must be a non-negative integer below 2^64 (a JSON integer or a string of digits)",
+				id);
+		return;
+	}
+	if (jtime && (!json_is_string(jtime) ||
+		      sg_time_parse(json_string_value(jtime), &since_time))) {
+		conn_send_error(c, "invalid_request",
+				"since_time must be an RFC 3339 time with an offset, such as 2026-01-03T00:00:00Z",
+				id);
+		return;
+	}
+	if (mt_filter_parse(json_object_get(msg, "filter"), &filter, err,
+			    sizeof(err))) {
+		conn_send_error(c, "invalid_filter", err, id);
+		return;
+	}
+	if (c->tenant_domains &&
+	    mt_filter_restrict(filter, c->tenant_domains, err, sizeof(err))) {
+		mt_filter_free(filter);
+		conn_send_error(c, "internal_error", "the key's domain list is invalid", id);
+		return;
+	}
+
+	sub = calloc(1, sizeof(*sub));
+	if (!sub || mt_index_add(srv->subs, filter, sub)) {
+		free(sub);
+		mt_filter_free(filter);
+		conn_send_error(c, "internal_error", "out of memory", id);
+		return;
+	}
+	sub->conn = c;
+	sub->filter = filter;
+	sub->min_observed_us = INT64_MIN;
+	snprintf(sub->id, sizeof(sub->id), "%s", id);
+	sub->head_len = (size_t)snprintf(sub->head, sizeof(sub->head),
+					 "{\"type\":\"signal\",\"sub\":\"%s\",\"signal\":",
+					 sub->id);
+	sub->next = c->subs;
+	c->subs = sub;
+	c->nsubs++;
+	srv->counters.subscriptions++;
+
+	conn_send_json(c, json_pack("{s:s, s:s, s:I}", "type", "subscribed", "id",
+				    sub->id, "head_seq",
+				    (json_int_t)st_head_seq(srv->st)));
+	if (jseq || jtime) {
+		sub_start_replay(c, sub, msg, since_seq, jseq != NULL, since_time);
+	} else {
+		sub->state = SUB_LIVE;
+		sub->cursor = st_head_seq(srv->st);
+	}
+	log_debug("connection %" PRIu64 ": subscription %s open, cursor %" PRIu64,
+		  c->id, sub->id, sub->cursor);
+}
+
+static void handle_unsubscribe(struct conn *c, const json_t *msg)
+{
+	const json_t *jid = json_object_get(msg, "id");
+	struct sub **pp;
+
+	if (!json_is_string(jid)) {
+		conn_send_error(c, "invalid_request", "unsubscribe needs the subscription's \"id\"",
+				NULL);
+		return;
+	}
+	for (pp = &c->subs; *pp; pp = &(*pp)->next) {
+		if (!strcmp((*pp)->id, json_string_value(jid))) {
+			struct sub *gone = *pp;
+
+			*pp = gone->next;
+			c->nsubs--;
+			sub_free(c->srv, gone);
+			conn_send_json(c, json_pack("{s:s, s:s}", "type",
+						    "unsubscribed", "id",
+						    json_string_value(jid)));
+			return;
+		}
+	}
+	conn_send_error(c, "unknown_subscription", "no subscription with this id is open",
+			sub_id_valid(json_string_value(jid)) ? json_string_value(jid) : NULL);
+}
+
+/* ---- authentication ---- */
+
+static void conn_welcome(struct conn *c)
+{
+	struct server *srv = c->srv;
+	char name[64];
+
+	snprintf(name, sizeof(name), "canaryd/%s", CANARY_VERSION);
+	conn_send_json(c, json_pack("{s:s, s:s, s:s, s:I}", "type", "welcome",
+				    "server", name, "epoch", st_epoch(srv->st),
+				    "head_seq", (json_int_t)st_head_seq(srv->st)));
+}
+
+/* Checks a token for the subscribe scope. Returns 0 when the connection is
+ * now authenticated, or -1 with the close status set. */
+static int conn_authenticate(struct conn *c, const char *token)
+{
+	struct st_key key;
+	enum auth_result r = auth_check_token(c->srv->st, token,
+					      ST_SCOPE_SUBSCRIBE, &key);
+
+	if (r == AUTH_FORBIDDEN) {
+		log_info("connection %" PRIu64 ": key %s lacks the subscribe scope",
+			 c->id, key.id);
+		st_key_clear(&key);
+		return conn_close_now(c, 4403, "key lacks the subscribe scope",
+				      CLOSE_AUTH);
+	}
+	if (r != AUTH_OK)
+		return conn_close_now(c, 4401,
+				      r == AUTH_STORE_ERROR ? "key check failed, retry later"
+							    : "unknown or revoked key",
+				      CLOSE_AUTH);
+
+	c->authed = 1;
+	snprintf(c->key_id, sizeof(c->key_id), "%s", key.id);
+	if (key.domains)
+		c->tenant_domains = strdup(key.domains);
+	c->key_checked_us = sg_now_us();
+	st_key_clear(&key);
+	log_info("connection %" PRIu64 " authenticated with key %s", c->id, c->key_id);
+	conn_welcome(c);
+	return 0;
+}
+
+/* ---- incoming messages ---- */
+
+/* Handles one complete text message. Returns -1 to close the connection
+ * (close status already set). */
+static int conn_handle_message(struct conn *c, const char *text, size_t len)
+{
+	char err[200];
+	json_t *msg = sg_json_parse_strict(text, len, err, sizeof(err));
+	const char *op;
+	int rc = 0;
+
+	if (!msg || !json_is_object(msg)) {
+		json_decref(msg);
+		return conn_close_now(c, 4400, "message is not a JSON object",
+				      CLOSE_BAD_REQUEST);
+	}
+	op = json_string_value(json_object_get(msg, "op"));
+
+	if (!c->authed) {
+		const char *token = json_string_value(json_object_get(msg, "token"));
+
+		if (!op || strcmp(op, "auth") || !token)
+			rc = conn_close_now(c, 4401,
+					    "authenticate first: {\"op\":\"auth\",\"token\":KEY}",
+					    CLOSE_AUTH);
+		else if (strlen(token) > KEY_TOKEN_MAX)
+			rc = conn_close_now(c, 4401, "token is too long", CLOSE_AUTH);
+		else
+			rc = conn_authenticate(c, token);
+	} else if (!op) {
+		conn_send_error(c, "invalid_request", "message has no \"op\" string", NULL);
+	} else if (!strcmp(op, "subscribe")) {
+		handle_subscribe(c, msg);
+	} else if (!strcmp(op, "unsubscribe")) {
+		handle_unsubscribe(c, msg);
+	} else if (!strcmp(op, "ping")) {
+		conn_send_json(c, json_pack("{s:s}", "type", "pong"));
+	} else if (!strcmp(op, "auth")) {
+		conn_send_error(c, "invalid_request", "this connection is already authenticated",
+				NULL);
+	} else {
+		conn_send_error(c, "unknown_op",
+				"op must be subscribe, unsubscribe or ping", NULL);
+	}
+	json_decref(msg);
+	return rc;
+}
+
+/* Collects the fragments of one message. Returns -1 to close. */
+static int conn_receive(struct conn *c, const char *in, size_t len)
+{
+	size_t max = c->srv->cfg.max_message_bytes;
+	int rc;
+
+	if (lws_frame_is_binary(c->wsi))
+		return conn_close_now(c, 4400, "binary frames are not accepted on canary.v1.json",
+				      CLOSE_BAD_REQUEST);
+	if (lws_is_first_fragment(c->wsi))
+		c->rx_len = 0;
+	if (c->rx_len + len > max)
+		return conn_close_now(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+				      "message too large", CLOSE_BAD_REQUEST);
+	if (!c->rx) {
+		c->rx = malloc(max);
+		if (!c->rx)
+			return conn_close_now(c, 1011, "out of memory", CLOSE_LIMIT);
+	}
+	memcpy(c->rx + c->rx_len, in, len);
+	c->rx_len += len;
+
+	if (!lws_is_final_fragment(c->wsi) || lws_remaining_packet_payload(c->wsi))
+		return 0;
+	rc = conn_handle_message(c, c->rx, c->rx_len);
+	c->rx_len = 0;
+	/* Small buffers are kept; a large one is given back at once. */
+	if (max > 65536) {
+		free(c->rx);
+		c->rx = NULL;
+	}
+	return rc;
+}
+
+/* ---- replay and writing ---- */
+
+/* Reads replay chunks for the first replaying subscription until the queue
+ * holds enough to write or the scan budget is spent. Returns 1 while any
+ * subscription still replays. */
+static int conn_replay_step(struct conn *c)
+{
+	struct server *srv = c->srv;
+	size_t chunk = srv->cfg.replay_chunk_signals;
+	size_t room_mark = c->q.limit / 2;
+	struct sub *sub = NULL;
+
+	for (struct sub *s = c->subs; s; s = s->next)
+		if (s->state == SUB_REPLAY) {
+			sub = s;
+			break;
+		}
+	if (!sub)
+		return 0;
+
+	for (int round = 0; round < REPLAY_CHUNKS_PER_WRITE; round++) {
+		size_t n = 0, i;
+
+		if (c->q.bytes >= room_mark || c->closing)
+			return 1;
+		if (st_read_after(srv->st, sub->cursor, srv->replay_buf, chunk,
+				  &n) != ST_OK) {
+			log_error("connection %" PRIu64 ": replay read after seq %" PRIu64
+				  " failed; retrying", c->id, sub->cursor);
+			return 1;
+		}
+		for (i = 0; i < n && c->q.bytes < c->q.limit * 3 / 4; i++) {
+			const struct sg_signal *s = &srv->replay_buf[i];
+			struct sbuf *body;
+
+			sub->cursor = s->seq;
+			if (s->observed_us < sub->min_observed_us ||
+			    !mt_filter_match(sub->filter, s))
+				continue;
+			body = encode_signal(s);
+			if (!body)
+				continue;
+			if (!sub_push(sub, body))
+				srv->counters.replayed++;
+			sbuf_unref(body);
+		}
+		if (i == n && n < chunk) {
+			uint64_t head = st_head_seq(srv->st);
+
+			if (sub->cursor < head)
+				sub->cursor = head;
+			sub->state = SUB_LIVE;
+			conn_send_json(c, json_pack("{s:s, s:s, s:I}", "type",
+						    "replay_done", "sub", sub->id,
+						    "seq", (json_int_t)sub->cursor));
+			break;
+		}
+	}
+	for (struct sub *s = c->subs; s; s = s->next)
+		if (s->state == SUB_REPLAY)
+			return 1;
+	return 0;
+}
+
+static int conn_writable(struct conn *c)
+{
+	struct server *srv = c->srv;
+	char *buf = srv->frame + LWS_PRE;
+	int replaying;
+	size_t len;
+
+	if (c->closing) {
+		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+				 (unsigned char *)c->close_reason,
+				 strlen(c->close_reason));
+		return -1;
+	}
+	if (c->want_ping) {
+		c->want_ping = 0;
+		if (lws_write(c->wsi, (unsigned char *)buf, 0, LWS_WRITE_PING) < 0)
+			return -1;
+		lws_callback_on_writable(c->wsi);
+		return 0;
+	}
+
+	replaying = conn_replay_step(c);
+	if (c->closing) {
+		lws_callback_on_writable(c->wsi);
+		return 0;
+	}
+	len = outq_take_frame(&c->q, buf, SERVER_FRAME_MAX);
+	if (!len && c->q.first) {
+		/* Cannot happen with max_message_bytes below the frame size,
+		 * but a message that never fits must not wedge the queue. */
+		return conn_close_now(c, 1011, "message larger than the frame buffer",
+				      CLOSE_LIMIT);
+	}
+	if (len && lws_write(c->wsi, (unsigned char *)buf, len, LWS_WRITE_TEXT) < (int)len)
+		return -1;
+	if (c->q.first || replaying)
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+/* ---- fan-out ---- */
+
+struct publish_ctx {
+	const struct sg_signal *sig;
+	struct sbuf *body;
+};
+
+static void publish_to_sub(void *owner, void *ctxp)
+{
+	struct sub *sub = owner;
+	struct publish_ctx *ctx = ctxp;
+	struct conn *c = sub->conn;
+
+	if (c->closing || sub->state != SUB_LIVE || ctx->sig->seq <= sub->cursor)
+		return;
+	sub->cursor = ctx->sig->seq;
+	if (!ctx->body) {
+		ctx->body = encode_signal(ctx->sig);
+		if (!ctx->body)
+			return;
+	}
+	if (!sub_push(sub, ctx->body))
+		lws_callback_on_writable(c->wsi);
+}
+
+void stream_publish(const struct sg_signal *sigs, size_t n, void *ctxp)
+{
+	struct server *srv = ctxp;
+
+	for (size_t i = 0; i < n; i++) {
+		struct publish_ctx ctx = { &sigs[i], NULL };
+
+		mt_index_match(srv->subs, &sigs[i], publish_to_sub, &ctx);
+		sbuf_unref(ctx.body);
+	}
+}
+
+/* ---- liveness, auth timeout and revocation ---- */
+
+static void conn_tick(struct conn *c, int64_t now)
+{
+	struct server *srv = c->srv;
+	int64_t idle = now - c->last_rx_us;
+
+	if (c->closing)
+		return;
+	if (idle > (int64_t)srv->cfg.idle_timeout_s * 1000000) {
+		srv->counters.closes[CLOSE_IDLE]++;
+		c->closing = 1;
+		log_info("dropping connection %" PRIu64 " (key %s): silent for %" PRId64 " s",
+			 c->id, c->key_id[0] ? c->key_id : "-", idle / 1000000);
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		return;
+	}
+	if (!c->authed &&
+	    now - c->connected_us > (int64_t)srv->cfg.auth_timeout_s * 1000000) {
+		conn_close_later(c, 4401, "authentication timed out", CLOSE_AUTH);
+		return;
+	}
+	if (c->authed && now - c->key_checked_us > KEY_RECHECK_US) {
+		struct st_key key;
+		int rc = st_key_find_by_id(srv->st, c->key_id, &key);
+
+		c->key_checked_us = now;
+		if (rc == ST_ERR_NOT_FOUND || (rc == ST_OK && key.revoked_us)) {
+			if (rc == ST_OK)
+				st_key_clear(&key);
+			conn_close_later(c, 4403, "key revoked", CLOSE_REVOKED);
+			return;
+		}
+		if (rc == ST_OK)
+			st_key_clear(&key);
+	}
+	if (idle > (int64_t)srv->cfg.ping_interval_s * 1000000 &&
+	    now - c->last_ping_us > (int64_t)srv->cfg.ping_interval_s * 1000000) {
+		c->last_ping_us = now;
+		c->want_ping = 1;
+		lws_callback_on_writable(c->wsi);
+	}
+}
+
+static void stream_tick(lws_sorted_usec_list_t *sul)
+{
+	struct server *srv = lws_container_of(sul, struct server, tick);
+	int64_t now = sg_now_us();
+
+	lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&srv->conns)) {
+		conn_tick(lws_container_of(d, struct conn, node), now);
+	} lws_end_foreach_dll(d);
+
+	if (!srv->shutting_down)
+		lws_sul_schedule(srv->ctx, 0, &srv->tick, stream_tick, TICK_US);
+}
+
+void stream_start_tick(struct server *srv)
+{
+	lws_sul_schedule(srv->ctx, 0, &srv->tick, stream_tick, TICK_US);
+}
+
+void stream_shutdown(struct server *srv)
+{
+	srv->shutting_down = 1;
+	lws_sul_cancel(&srv->tick);
+	lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&srv->conns)) {
+		struct conn *c = lws_container_of(d, struct conn, node);
+
+		conn_close_later(c, 1001, "server shutting down", CLOSE_SHUTDOWN);
+	} lws_end_foreach_dll(d);
+}
+
+/* ---- the lws callback ---- */
+
+static int conn_uri_is_stream(struct lws *wsi)
+{
+	char uri[64];
+
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0)
+		return 0;
+	return !strcmp(uri, STREAM_PATH);
+}
+
+static int conn_established(struct conn *c, struct lws *wsi)
+{
+	struct server *srv = server_of(wsi);
+	int len;
+
+	memset(c, 0, sizeof(*c));
+	c->wsi = wsi;
+	c->srv = srv;
+	c->id = ++srv->next_conn_id;
+	c->connected_us = c->last_rx_us = sg_now_us();
+	outq_init(&c->q, srv->cfg.outbound_queue_bytes);
+	lws_dll2_add_tail(&c->node, &srv->conns);
+	srv->counters.ws_connections++;
+	srv->counters.ws_connections_total++;
+
+	if (srv->shutting_down)
+		return conn_close_now(c, 1001, "server shutting down", CLOSE_SHUTDOWN);
+	if (srv->counters.ws_connections > srv->cfg.max_connections)
+		return conn_close_now(c, 4429, "too many connections, retry later",
+				      CLOSE_LIMIT);
+
+	len = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (len > 0) {
+		char value[KEY_TOKEN_MAX + 64];
+		char token[KEY_TOKEN_MAX + 1];
+
+		/* An oversized header is refused, never treated as absent. */
+		if (len >= (int)sizeof(value) ||
+		    lws_hdr_copy(wsi, value, sizeof(value),
+				 WSI_TOKEN_HTTP_AUTHORIZATION) < 0 ||
+		    auth_parse_bearer(value, token) != AUTH_OK)
+			return conn_close_now(c, 4401, "malformed Authorization header",
+					      CLOSE_AUTH);
+		return conn_authenticate(c, token);
+	}
+	log_debug("connection %" PRIu64 " open, waiting for an auth message", c->id);
+	return 0;
+}
+
+static void conn_closed(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (!srv)
+		return;
+	while (c->subs) {
+		struct sub *next = c->subs->next;
+
+		sub_free(srv, c->subs);
+		c->subs = next;
+	}
+	outq_clear(&c->q);
+	free(c->rx);
+	free(c->tenant_domains);
+	lws_dll2_remove(&c->node);
+	srv->counters.ws_connections--;
+	log_debug("connection %" PRIu64 " closed", c->id);
+	c->srv = NULL;
+}
+
+int stream_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		    void *user, void *in, size_t len)
+{
+	struct conn *c = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* Only the stream URL upgrades; anything else is refused. */
+		return conn_uri_is_stream(wsi) ? 0 : 1;
+
+	case LWS_CALLBACK_ESTABLISHED:
+		return conn_established(c, wsi);
+
+	case LWS_CALLBACK_RECEIVE:
+		c->last_rx_us = sg_now_us();
+		return conn_receive(c, in, len);
+
+	case LWS_CALLBACK_RECEIVE_PONG:
+		c->last_rx_us = sg_now_us();
+		return 0;
+
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return conn_writable(c);
+
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		c->srv->counters.closes[CLOSE_PEER]++;
+		return 0;
+
+	case LWS_CALLBACK_CLOSED:
+		conn_closed(c);
+		return 0;
+
+	default:
+		return 0;
+	}
+}

@@ -1,0 +1,32 @@
+/*
+ * The WebSocket stream at /v1/canary/stream: authentication, subscribe,
+ * replay, live fan-out, outbound queues and liveness.
+ */
+#ifndef CANARY_STREAM_H
+#define CANARY_STREAM_H
+
+#include <stddef.h>
+
+#include <libwebsockets.h>
+
+#include "server.h"
+
+#define STREAM_PATH "/v1/canary/stream"
+
+/* The lws protocol callback for canary.v1.json. */
+int stream_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		    void *user, void *in, size_t len);
+
+/* Size of the per-connection state lws allocates. */
+size_t stream_session_size(void);
+
+/* The signal log's publish hook: fans a committed batch out. */
+void stream_publish(const struct sg_signal *sigs, size_t n, void *ctx);
+
+/* Starts the once-a-second liveness, auth-timeout and revocation check. */
+void stream_start_tick(struct server *srv);
+
+/* Asks every connection to close with 1001 and stops the tick. */
+void stream_shutdown(struct server *srv);
+
+#endif
