@@ -275,12 +275,5 @@ int cfg_validate(const struct cd_config *cfg, char *err, size_t errlen)
 			 (unsigned long long)cfg->ping_interval_s);
 		return -1;
 	}
-	if (cfg->max_message_bytes > cfg->outbound_queue_bytes) {
-		snprintf(err, errlen,
-			 "max_message_bytes (%llu) must not exceed outbound_queue_bytes (%llu)",
-			 (unsigned long long)cfg->max_message_bytes,
-			 (unsigned long long)cfg->outbound_queue_bytes);
-		return -1;
-	}
 	return 0;
 }

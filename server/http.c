@@ -381,7 +381,7 @@ static int receive_body(struct http_req *req, const char *in, size_t len)
 {
 	uint64_t max = req->srv->cfg.max_body_bytes;
 
-	if (req->responded || !req->expect_body)
+	if (req->responded || !req->expect_body || !len)
 		return 0;
 	if (req->body_len + len > max) {
 		reject_body_too_large(req);

@@ -100,18 +100,15 @@ static void conn_close_later(struct conn *c, uint16_t code, const char *reason,
 	lws_callback_on_writable(c->wsi);
 }
 
-/* Sets the close status and returns -1, for use inside the connection's
- * own callback. */
-static int conn_close_now(struct conn *c, uint16_t code, const char *reason,
-			  enum close_reason_id why)
+/* Schedules the close like conn_close_later and returns 0, for use as the
+ * return value of the connection's own callback. Returning -1 from a
+ * receive callback in the middle of a fragmented message is unsafe in
+ * lws 4.1, so every close goes through the writable callback. */
+static int conn_close_soon(struct conn *c, uint16_t code, const char *reason,
+			   enum close_reason_id why)
 {
-	c->closing = 1;
-	c->srv->counters.closes[why]++;
-	log_info("closing connection %" PRIu64 " (key %s) with %u: %s", c->id,
-		 c->key_id[0] ? c->key_id : "-", code, reason);
-	lws_close_reason(c->wsi, (enum lws_close_status)code,
-			 (unsigned char *)reason, strlen(reason));
-	return -1;
+	conn_close_later(c, code, reason, why);
+	return 0;
 }
 
 /* Queues a control message given as a JSON object (reference stolen). */
@@ -431,11 +428,11 @@ static int conn_authenticate(struct conn *c, const char *token)
 		log_info("connection %" PRIu64 ": key %s lacks the subscribe scope",
 			 c->id, key.id);
 		st_key_clear(&key);
-		return conn_close_now(c, 4403, "key lacks the subscribe scope",
+		return conn_close_soon(c, 4403, "key lacks the subscribe scope",
 				      CLOSE_AUTH);
 	}
 	if (r != AUTH_OK)
-		return conn_close_now(c, 4401,
+		return conn_close_soon(c, 4401,
 				      r == AUTH_STORE_ERROR ? "key check failed, retry later"
 							    : "unknown or revoked key",
 				      CLOSE_AUTH);
@@ -464,7 +461,7 @@ static int conn_handle_message(struct conn *c, const char *text, size_t len)
 
 	if (!msg || !json_is_object(msg)) {
 		json_decref(msg);
-		return conn_close_now(c, 4400, "message is not a JSON object",
+		return conn_close_soon(c, 4400, "message is not a JSON object",
 				      CLOSE_BAD_REQUEST);
 	}
 	op = json_string_value(json_object_get(msg, "op"));
@@ -473,11 +470,11 @@ static int conn_handle_message(struct conn *c, const char *text, size_t len)
 		const char *token = json_string_value(json_object_get(msg, "token"));
 
 		if (!op || strcmp(op, "auth") || !token)
-			rc = conn_close_now(c, 4401,
+			rc = conn_close_soon(c, 4401,
 					    "authenticate first: {\"op\":\"auth\",\"token\":KEY}",
 					    CLOSE_AUTH);
 		else if (strlen(token) > KEY_TOKEN_MAX)
-			rc = conn_close_now(c, 4401, "token is too long", CLOSE_AUTH);
+			rc = conn_close_soon(c, 4401, "token is too long", CLOSE_AUTH);
 		else
 			rc = conn_authenticate(c, token);
 	} else if (!op) {
@@ -505,18 +502,27 @@ static int conn_receive(struct conn *c, const char *in, size_t len)
 	size_t max = c->srv->cfg.max_message_bytes;
 	int rc;
 
-	if (lws_frame_is_binary(c->wsi))
-		return conn_close_now(c, 4400, "binary frames are not accepted on canary.v1.json",
-				      CLOSE_BAD_REQUEST);
+	/* Once a close is decided, the rest of the input is ignored. */
+	if (c->closing)
+		return 0;
+	if (lws_frame_is_binary(c->wsi)) {
+		conn_close_later(c, 4400, "binary frames are not accepted on canary.v1.json",
+				 CLOSE_BAD_REQUEST);
+		return 0;
+	}
 	if (lws_is_first_fragment(c->wsi))
 		c->rx_len = 0;
-	if (c->rx_len + len > max)
-		return conn_close_now(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-				      "message too large", CLOSE_BAD_REQUEST);
+	if (c->rx_len + len > max) {
+		conn_close_later(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+				 "message too large", CLOSE_BAD_REQUEST);
+		return 0;
+	}
 	if (!c->rx) {
 		c->rx = malloc(max);
-		if (!c->rx)
-			return conn_close_now(c, 1011, "out of memory", CLOSE_LIMIT);
+		if (!c->rx) {
+			conn_close_later(c, 1011, "out of memory", CLOSE_LIMIT);
+			return 0;
+		}
 	}
 	memcpy(c->rx + c->rx_len, in, len);
 	c->rx_len += len;
@@ -612,7 +618,10 @@ static int conn_writable(struct conn *c)
 	}
 	if (c->want_ping) {
 		c->want_ping = 0;
-		if (lws_write(c->wsi, (unsigned char *)buf, 0, LWS_WRITE_PING) < 0)
+		/* lws 4.1 does not report an empty pong, so the ping carries
+		 * a payload for the peer to echo. */
+		memcpy(buf, "canary", 6);
+		if (lws_write(c->wsi, (unsigned char *)buf, 6, LWS_WRITE_PING) < 6)
 			return -1;
 		lws_callback_on_writable(c->wsi);
 		return 0;
@@ -627,7 +636,7 @@ static int conn_writable(struct conn *c)
 	if (!len && c->q.first) {
 		/* Cannot happen with max_message_bytes below the frame size,
 		 * but a message that never fits must not wedge the queue. */
-		return conn_close_now(c, 1011, "message larger than the frame buffer",
+		return conn_close_soon(c, 1011, "message larger than the frame buffer",
 				      CLOSE_LIMIT);
 	}
 	if (len && lws_write(c->wsi, (unsigned char *)buf, len, LWS_WRITE_TEXT) < (int)len)
@@ -774,9 +783,9 @@ static int conn_established(struct conn *c, struct lws *wsi)
 	srv->counters.ws_connections_total++;
 
 	if (srv->shutting_down)
-		return conn_close_now(c, 1001, "server shutting down", CLOSE_SHUTDOWN);
+		return conn_close_soon(c, 1001, "server shutting down", CLOSE_SHUTDOWN);
 	if (srv->counters.ws_connections > srv->cfg.max_connections)
-		return conn_close_now(c, 4429, "too many connections, retry later",
+		return conn_close_soon(c, 4429, "too many connections, retry later",
 				      CLOSE_LIMIT);
 
 	len = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
@@ -789,7 +798,7 @@ static int conn_established(struct conn *c, struct lws *wsi)
 		    lws_hdr_copy(wsi, value, sizeof(value),
 				 WSI_TOKEN_HTTP_AUTHORIZATION) < 0 ||
 		    auth_parse_bearer(value, token) != AUTH_OK)
-			return conn_close_now(c, 4401, "malformed Authorization header",
+			return conn_close_soon(c, 4401, "malformed Authorization header",
 					      CLOSE_AUTH);
 		return conn_authenticate(c, token);
 	}
