@@ -28,9 +28,9 @@
  *   {"stages":["ATTACK"],"regions":["de","FR"]}  attacks from DE or FR
  *   {"threat_only":true}                   confidence medium or high
  *
- * Values of the enumerated fields and of regions are accepted in any case
- * ("attack" is ATTACK, "de" is DE), as ingest accepts them; signals always
- * carry the names above. Duplicates within a list are harmless.
+ * Values of the enumerated fields and of regions are accepted in any case,
+ * as ingest accepts them: "attack" is ATTACK and "de" is DE. Signals carry
+ * the names above. Duplicates within a list are harmless.
  *
  * Domains compare case-insensitively, without a trailing dot, as A-labels,
  * so "BÜCHER.example." and "xn--bcher-kva.example" are the same name, and
@@ -109,10 +109,10 @@ int mt_filter_restrict(mt_filter *f, const char *tenant_domains, char *err,
  * with the number of such subscriptions.
  *
  * An index is not thread-safe: use it, including mt_index_match, from one
- * thread. A found callback may add and remove entries; an entry removed
- * during a match is not reported afterwards, and an entry added during a
- * match may or may not be reported for that signal. mt_index_free must not
- * be called from a callback.
+ * thread. A found callback may add and remove entries. An entry removed
+ * during a match is not reported afterwards. An entry added during a match
+ * may or may not be reported for that signal. mt_index_free must not be
+ * called from a callback.
  */
 typedef struct mt_index mt_index;
 

@@ -31,7 +31,7 @@ typedef struct st_store st_store;
 enum st_status {
 	ST_OK = 0,
 	ST_ERR_IO = -1,         /* LMDB, file system or memory failure */
-	ST_ERR_MAP_FULL = -2,   /* map at map_size_max_bytes */
+	ST_ERR_MAP_FULL = -2,   /* map at map_size_max_bytes less the reserve */
 	ST_ERR_NOT_FOUND = -3,
 	ST_ERR_CORRUPT = -4,    /* a stored value does not decode */
 	ST_ERR_INVALID = -5,    /* bad argument */
@@ -43,8 +43,12 @@ enum st_status {
 const char *st_strerror(int status);
 
 /*
- * Map sizes: 0 picks the default, a size below 64 KiB counts as 64 KiB,
- * and the initial size is capped at the maximum.
+ * Map sizes: 0 picks the default. The maximum is at least 1 MiB. Appends
+ * and new keys stop short of the maximum by a reserve of 1/32 of it (at
+ * least 256 KiB, at most a quarter). Deletions and revocations may use
+ * the reserve, so retention can still make room in a full store. The
+ * initial size is at least 64 KiB and at most the maximum minus the
+ * reserve.
  */
 struct st_options {
 	uint64_t map_size_initial;  /* bytes; 0 means 64 MiB */
@@ -83,8 +87,9 @@ uint64_t st_map_size(st_store *st);
  * Assigns consecutive seq values to sigs[0..n-1] in order (writing
  * sigs[i].seq), stores them and their index entries in one write
  * transaction, and commits. Grows the map when it is full, up to
- * map_size_max. On any failure nothing is stored, the seq fields are
- * reset to 0 and no seq is consumed.
+ * map_size_max less the reserve, and returns ST_ERR_MAP_FULL beyond. On
+ * any failure nothing is stored, the seq fields are reset to 0 and no
+ * seq is consumed.
  */
 int st_append(st_store *st, struct sg_signal *sigs, size_t n);
 
@@ -126,8 +131,10 @@ int st_scan_time_desc(st_store *st, const struct st_time_pos *start,
 		      int64_t min_us, st_visit_fn visit, void *ctx);
 
 /*
- * Deletes signals received before cutoff_us, at most max_delete of them in
- * one write transaction. *deleted is how many went. Never lowers next_seq.
+ * Deletes signals received before cutoff_us, oldest received first, at
+ * most max_delete of them, in one write transaction unless the map is
+ * full: then in smaller ones, and *deleted counts what they committed
+ * even when a later one fails. Never lowers next_seq.
  */
 int st_delete_received_before(st_store *st, int64_t cutoff_us,
 			      size_t max_delete, size_t *deleted);
