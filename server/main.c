@@ -16,8 +16,10 @@
 #include "http.h"
 #include "keys.h"
 #include "log.h"
+#include "reload.h"
 #include "server.h"
 #include "stream.h"
+#include "tls.h"
 
 /* Retention runs every minute, deleting in transactions of this many. */
 #define RETENTION_PERIOD_US (60ll * 1000000)
@@ -26,11 +28,18 @@
 #define SHUTDOWN_GRACE_US (3ll * 1000000)
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
 static void on_stop_signal(int sig)
 {
 	(void)sig;
 	stop_requested = 1;
+}
+
+static void on_reload_signal(int sig)
+{
+	(void)sig;
+	reload_requested = 1;
 }
 
 struct server *server_of(struct lws *wsi)
@@ -227,11 +236,7 @@ static struct lws_context *create_context(struct server *srv,
 	/* HTTP/2 and WebSocket over HTTP/2 are kept off: the stream stays on
 	 * HTTP/1.1, where lws's framing is mature. */
 	info.alpn = "http/1.1";
-	if (srv->cfg.tls_cert[0]) {
-		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-		info.ssl_cert_filepath = srv->cfg.tls_cert;
-		info.ssl_private_key_filepath = srv->cfg.tls_key;
-	}
+	tls_configure(srv, &info);
 	return lws_create_context(&info);
 }
 
@@ -271,6 +276,10 @@ static int run_server(struct server *srv)
 		}
 		if (stop_at && (!srv->counters.ws_connections || sg_now_us() > stop_at))
 			break;
+		if (reload_requested) {
+			reload_requested = 0;
+			server_reload(srv);
+		}
 		rc = lws_service(srv->ctx, 0);
 	}
 
@@ -311,6 +320,8 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_stop_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = on_reload_signal;
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 
