@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PACKAGES="build-essential cmake pkg-config libwebsockets-dev liblmdb-dev
 libmsgpack-dev libjansson-dev libidn2-dev libloc-dev libloc-database
 libinih-dev libcurl4-openssl-dev libssl-dev openssl python3
-python3-websockets lmdb-utils"
+python3-websockets lmdb-utils curl"
 
 missing=""
 for p in $PACKAGES; do
