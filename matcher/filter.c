@@ -730,6 +730,33 @@ out:
 	return rc;
 }
 
+bool mt_filter_domain_patterns(const mt_filter *f,
+			       const struct mt_table **exact,
+			       const struct mt_table **wildcards)
+{
+	if (f->has_tenant || !f->has_domains || f->wildcards.count == 0)
+		return false;
+	*exact = &f->exact;
+	*wildcards = &f->wildcards;
+	return true;
+}
+
+void mt_filter_field_masks(const mt_filter *f, struct mt_field_masks *out)
+{
+	out->event_types = f->event_types;
+	out->stages = f->stages;
+	out->proxy_types = f->proxy_types;
+	out->actions = f->actions;
+	out->confidences = f->confidences;
+	out->has_regions = f->has_regions;
+	out->regions = f->regions;
+}
+
+int mt_region_bit(const char region[3])
+{
+	return region_bit(region);
+}
+
 const struct mt_table *mt_filter_required_names(const mt_filter *f)
 {
 	const struct mt_table *best = NULL;

@@ -103,10 +103,11 @@ int mt_filter_restrict(mt_filter *f, const char *tenant_domains, char *err,
  * that matches the signal, in no particular order.
  *
  * Filters whose domains are exact names (or that are restricted to a
- * tenant's names) are found by a hash lookup of the signal's domain.
- * NOTE: every other filter (no domain field, or a wildcard pattern without
- * a tenant restriction) is checked one by one, so the cost of a match grows
- * with the number of such subscriptions.
+ * tenant's names) are found by a hash lookup of the signal's domain,
+ * wildcard patterns by a lookup of each suffix of the domain, and filters
+ * without domains through one bit set per field value, so the cost of a
+ * match grows with the number of candidate filters, plus one word per 64
+ * filters without domains.
  *
  * An index is not thread-safe: use it, including mt_index_match, from one
  * thread. A found callback may add and remove entries. An entry removed

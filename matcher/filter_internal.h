@@ -18,6 +18,37 @@
  */
 const struct mt_table *mt_filter_required_names(const mt_filter *f);
 
+/*
+ * Returns true when the filter has a domain field with wildcard patterns
+ * and no tenant restriction, the case mt_filter_required_names leaves
+ * out, with *exact set to its exact names and *wildcards to the suffixes
+ * of its patterns ("example.com" for "*.example.com"). Both stay valid
+ * until the filter is freed or restricted.
+ */
+bool mt_filter_domain_patterns(const mt_filter *f,
+			       const struct mt_table **exact,
+			       const struct mt_table **wildcards);
+
+/* Bits of the region set: (first letter - 'A') * 26 + (second - 'A'). */
+#define MT_REGION_BITS (26 * 26)
+
+/* The enumerated fields of a filter as bit masks indexed by the enum
+ * value (UINT32_MAX when omitted), and its region set. */
+struct mt_field_masks {
+	uint32_t event_types;
+	uint32_t stages;
+	uint32_t proxy_types;
+	uint32_t actions;
+	uint32_t confidences;
+	bool has_regions;
+	const uint64_t *regions;        /* MT_REGION_BITS bits */
+};
+
+void mt_filter_field_masks(const mt_filter *f, struct mt_field_masks *out);
+
+/* Returns the region bit of a two-letter code, or -1. */
+int mt_region_bit(const char region[3]);
+
 /* Most proper suffixes of a domain name: one per dot. */
 #define MT_MAX_SUFFIXES (SG_DOMAIN_MAX / 2)
 

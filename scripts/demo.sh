@@ -34,18 +34,20 @@ if curl -s -o /dev/null "http://$LISTEN/healthz"; then
 	exit 1
 fi
 
-pids=""
+server_pid=""
+tail_pid=""
+# Stops canary-tail before canaryd, so that it does not try to reconnect.
 cleanup() {
-	for p in $pids; do
-		kill "$p" 2>/dev/null || true
+	for pid in $tail_pid $server_pid; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
 	done
-	wait 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 $BIN/server/canaryd --data-dir var --listen "$LISTEN" 2>var/canaryd.log &
-pids="$!"
+server_pid=$!
 
 tries=0
 until curl -s -o /dev/null "http://$LISTEN/healthz"; do
@@ -75,7 +77,7 @@ INFO
 
 CANARY_KEY=$KEY $BIN/clients/canary-tail --url "ws://$LISTEN" \
 	--cursor-file var/demo-tail.cursor &
-pids="$pids $!"
+tail_pid=$!
 sleep 0.5
 
 started=$(date +%s)
@@ -89,5 +91,5 @@ echo
 
 if [ -t 0 ]; then
 	echo "demo: canaryd keeps running on $LISTEN; press Ctrl-C to stop it."
-	wait
+	wait "$server_pid"
 fi

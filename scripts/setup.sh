@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PACKAGES="build-essential cmake pkg-config libwebsockets-dev liblmdb-dev
 libmsgpack-dev libjansson-dev libidn2-dev libloc-dev libloc-database
 libinih-dev libcurl4-openssl-dev libssl-dev openssl python3
-python3-websockets lmdb-utils curl"
+python3-websockets python3-yaml python3-jsonschema lmdb-utils curl clang libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do
@@ -25,6 +25,18 @@ if [ -n "$missing" ]; then
 	fi
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+fi
+
+# The web console's npm packages (esbuild, uPlot, playwright-core), pinned
+# in console/package-lock.json; the build bundles them into console/dist.
+# No install scripts run: esbuild finds its binary in its platform package.
+if command -v npm >/dev/null 2>&1; then
+	if [ ! console/node_modules/.package-lock.json -nt console/package-lock.json ]; then
+		echo "setup: installing the web console's npm packages"
+		(cd console && npm ci --ignore-scripts --no-audit --no-fund)
+	fi
+else
+	echo "setup: npm not found: the web console is not built" >&2
 fi
 
 jobs=$(nproc 2>/dev/null || echo 2)

@@ -29,6 +29,7 @@ static const struct setting settings[] = {
 	{ "data_dir", TEXT(data_dir), "directory" },
 	{ "tls_cert", TEXT(tls_cert), "PEM file" },
 	{ "tls_key", TEXT(tls_key), "PEM file" },
+	{ "console_dir", TEXT(console_dir), "directory of the built web console, empty to disable it" },
 	{ "log_level", TEXT(log_level), "error|warn|info|debug" },
 	{ "outbound_queue_bytes", U64(outbound_queue_bytes, 65536, 1ull << 32), "bytes" },
 	{ "max_subscriptions", U64(max_subscriptions, 1, 1024), "per connection" },
@@ -39,12 +40,20 @@ static const struct setting settings[] = {
 	{ "idle_timeout_s", U64(idle_timeout_s, 2, 7200), "seconds" },
 	{ "auth_timeout_s", U64(auth_timeout_s, 1, 600), "seconds" },
 	{ "retention_hours", U64(retention_hours, 1, 24ull * 3650), "hours" },
+	{ "retention_s", U64(retention_s, 0, 3600ull * 24 * 3650), "seconds (0: use retention_hours)" },
+	{ "retention_check_s", U64(retention_check_s, 1, 86400), "seconds" },
+	{ "durability", TEXT(durability), "full|nometasync|nosync" },
+	{ "sync_interval_ms", U64(sync_interval_ms, 10, 60000), "milliseconds" },
 	{ "campaign_idle_gap_s", U64(campaign_idle_gap_s, 1, 86400ull * 365), "seconds" },
+	{ "stats_retention_days", U64(stats_retention_days, 1, 3650), "days" },
 	{ "map_size_max_bytes", U64(map_size_max_bytes, 1ull << 20, 1ull << 44), "bytes" },
 	{ "rate_limit_per_s", U64(rate_limit_per_s, 1, 10000000), "requests per second" },
 	{ "rate_limit_burst", U64(rate_limit_burst, 1, 10000000), "requests" },
 	{ "max_connections", U64(max_connections, 1, 1000000), "connections" },
 	{ "max_connections_per_key", U64(max_connections_per_key, 1, 1000000), "connections" },
+	{ "max_filter_domains", U64(max_filter_domains, 1, 10000), "domains per filter" },
+	{ "handshake_timeout_s", U64(handshake_timeout_s, 1, 300), "seconds" },
+	{ "user", TEXT(user), "user name" },
 	{ "replay_chunk_signals", U64(replay_chunk_signals, 1, 4096), "signals" },
 };
 
@@ -56,6 +65,9 @@ void cfg_defaults(struct cd_config *cfg)
 	strcpy(cfg->listen, "127.0.0.1:8080");
 	strcpy(cfg->data_dir, "./var");
 	strcpy(cfg->log_level, "info");
+	/* The build passes the source tree's console/dist; packagers set
+	 * CANARY_CONSOLE_DIR to the installed copy. */
+	snprintf(cfg->console_dir, sizeof(cfg->console_dir), "%s", CANARY_CONSOLE_DIR);
 	cfg->outbound_queue_bytes = 8ull << 20;
 	cfg->max_subscriptions = 16;
 	cfg->max_body_bytes = 8ull << 20;
@@ -65,12 +77,18 @@ void cfg_defaults(struct cd_config *cfg)
 	cfg->idle_timeout_s = 75;
 	cfg->auth_timeout_s = 10;
 	cfg->retention_hours = 24 * 30;
+	cfg->retention_check_s = 60;
+	strcpy(cfg->durability, "full");
+	cfg->sync_interval_ms = 1000;
 	cfg->campaign_idle_gap_s = 6 * 3600;
+	cfg->stats_retention_days = 90;
 	cfg->map_size_max_bytes = 16ull << 30;
 	cfg->rate_limit_per_s = 1000;
 	cfg->rate_limit_burst = 5000;
 	cfg->max_connections = 20000;
 	cfg->max_connections_per_key = 10000;
+	cfg->max_filter_domains = 10000;
+	cfg->handshake_timeout_s = 10;
 	cfg->replay_chunk_signals = 256;
 }
 
@@ -252,9 +270,30 @@ invalid:
 	return -1;
 }
 
+int64_t cfg_retention_us(const struct cd_config *cfg)
+{
+	if (cfg->retention_s)
+		return (int64_t)cfg->retention_s * 1000000;
+	return (int64_t)cfg->retention_hours * 3600 * 1000000;
+}
+
+int cfg_durability(const struct cd_config *cfg, unsigned *out)
+{
+	static const char *const names[] = { "full", "nometasync", "nosync" };
+
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strcmp(cfg->durability, names[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 int cfg_validate(const struct cd_config *cfg, char *err, size_t errlen)
 {
 	char host[256];
+	unsigned durability;
 	int port;
 
 	if (cfg_listen_split(cfg->listen, host, sizeof(host), &port, err, errlen))
@@ -266,6 +305,19 @@ int cfg_validate(const struct cd_config *cfg, char *err, size_t errlen)
 	if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
 		snprintf(err, errlen,
 			 "tls_cert and tls_key must be set together (one is empty)");
+		return -1;
+	}
+	if (cfg_durability(cfg, &durability)) {
+		snprintf(err, errlen,
+			 "durability \"%.32s\" is invalid: use full, nometasync or nosync",
+			 cfg->durability);
+		return -1;
+	}
+	/* Stats must cover every stored signal, so they outlive retention. */
+	if ((int64_t)cfg->stats_retention_days * 86400 * 1000000 < cfg_retention_us(cfg)) {
+		snprintf(err, errlen,
+			 "stats_retention_days (%llu) is shorter than the signal retention (retention_hours or retention_s): raise it",
+			 (unsigned long long)cfg->stats_retention_days);
 		return -1;
 	}
 	if (cfg->idle_timeout_s <= cfg->ping_interval_s) {

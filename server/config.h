@@ -16,6 +16,7 @@ struct cd_config {
 	char data_dir[CFG_PATH_MAX];
 	char tls_cert[CFG_PATH_MAX];    /* "" means plain HTTP */
 	char tls_key[CFG_PATH_MAX];
+	char console_dir[CFG_PATH_MAX]; /* built web console; "" disables it */
 	char log_level[16];
 	uint64_t outbound_queue_bytes;
 	uint64_t max_subscriptions;
@@ -26,12 +27,20 @@ struct cd_config {
 	uint64_t idle_timeout_s;
 	uint64_t auth_timeout_s;
 	uint64_t retention_hours;
+	uint64_t retention_s;           /* 0: retention_hours applies */
+	uint64_t retention_check_s;
+	char durability[16];            /* full | nometasync | nosync */
+	uint64_t sync_interval_ms;      /* flush period unless full */
 	uint64_t campaign_idle_gap_s;
+	uint64_t stats_retention_days;  /* stats counters and campaigns */
 	uint64_t map_size_max_bytes;
 	uint64_t rate_limit_per_s;
 	uint64_t rate_limit_burst;
 	uint64_t max_connections;
 	uint64_t max_connections_per_key;
+	uint64_t max_filter_domains;    /* domain patterns in one filter */
+	uint64_t handshake_timeout_s;   /* TLS handshake, request line, headers */
+	char user[64];                  /* "" means keep the starting user */
 	uint64_t replay_chunk_signals;
 };
 
@@ -52,6 +61,14 @@ int cfg_set(struct cd_config *cfg, const char *assignment, char *err,
 
 /* Checks settings that depend on each other. Returns 0 or -1. */
 int cfg_validate(const struct cd_config *cfg, char *err, size_t errlen);
+
+/* Returns the retention period in microseconds: retention_s when it is
+ * set, else retention_hours. */
+int64_t cfg_retention_us(const struct cd_config *cfg);
+
+/* Maps durability to an st_durability value (full is 0). Returns 0, or -1
+ * for an unknown name. */
+int cfg_durability(const struct cd_config *cfg, unsigned *out);
 
 /* Splits listen into host and port. Returns 0 or -1 with err filled. */
 int cfg_listen_split(const char *listen, char *host, size_t hostlen,

@@ -15,6 +15,10 @@
 #include "signal/batch.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
+#include "ratelimit.h"
+#include "static.h"
+#include "tls.h"
 
 #define HTTP_URI_MAX 256
 #define HTTP_CHUNK (32 * 1024)
@@ -33,6 +37,9 @@ struct http_req {
 	enum sg_format format;
 	char key_id[ST_KEY_ID_LEN + 1];
 	char *tenant_domains;
+	enum http_route_id route;
+	char ratelimit_headers[160];    /* RateLimit-* lines, or "" */
+	struct slog_job *job;   /* batch waiting for its commit */
 	/* response */
 	int responded;
 	int headers_sent;
@@ -57,6 +64,7 @@ struct lws *http_req_wsi(struct http_req *req)
 
 static void req_reset(struct http_req *req)
 {
+	slog_job_detach(req->job);
 	free(req->body);
 	free(req->resp);
 	free(req->extra);
@@ -78,6 +86,7 @@ void http_respond(struct http_req *req, unsigned status, const char *ctype,
 	req->resp_len = body ? len : 0;
 	req->extra = extra_headers ? strdup(extra_headers) : NULL;
 	req->srv->counters.http_requests++;
+	metrics_count_response(req->srv, req->route, status);
 	lws_callback_on_writable(req->wsi);
 }
 
@@ -130,15 +139,15 @@ void http_problem(struct http_req *req, unsigned status, const char *slug,
 
 /* ---- writing the response ---- */
 
-/* Adds "Name: value\r\n" lines from req->extra to the header block. */
-static int add_extra_headers(struct http_req *req, unsigned char **p,
-			     unsigned char *end)
+/* Adds "Name: value\r\n" lines from text to the header block. */
+static int add_extra_headers(struct http_req *req, const char *text,
+			     unsigned char **p, unsigned char *end)
 {
-	char *line = req->extra;
+	const char *line = text;
 
 	while (line && *line) {
-		char *eol = strstr(line, "\r\n");
-		char *colon = strchr(line, ':');
+		const char *eol = strstr(line, "\r\n");
+		const char *colon = strchr(line, ':');
 		char name[64];
 		const char *value;
 		size_t nlen;
@@ -181,7 +190,8 @@ static int write_headers(struct http_req *req)
 					(unsigned char *)"cache-control:",
 					(const unsigned char *)no_store,
 					sizeof(no_store) - 1, &p, end) ||
-	    add_extra_headers(req, &p, end))
+	    add_extra_headers(req, req->extra, &p, end) ||
+	    add_extra_headers(req, req->ratelimit_headers, &p, end))
 		return -1;
 	if (req->close_after &&
 	    lws_add_http_header_by_token(req->wsi, WSI_TOKEN_CONNECTION,
@@ -303,6 +313,38 @@ static int require_key(struct http_req *req, uint32_t scope)
 	return 0;
 }
 
+/* ---- rate limits ---- */
+
+/*
+ * Takes one token from the key's bucket (the key is checked already).
+ * Returns 0, or -1 after sending 429. Either way the response carries
+ * the RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset headers.
+ */
+static int check_rate(struct http_req *req)
+{
+	struct rl_result r;
+	char retry[48];
+	char detail[200];
+
+	if (!req->srv->ratelimit)
+		return 0;
+	rl_take(req->srv->ratelimit, req->key_id, (int64_t)lws_now_usecs(), &r);
+	rl_format_headers(&r, req->ratelimit_headers, sizeof(req->ratelimit_headers));
+	if (r.allowed)
+		return 0;
+
+	snprintf(retry, sizeof(retry), "Retry-After: %" PRIu64 "\r\n", r.retry_after_s);
+	snprintf(detail, sizeof(detail),
+		 "key %s sent more than rate_limit_per_s (%" PRIu64
+		 ") requests a second beyond a burst of %" PRIu64
+		 "; retry after %" PRIu64 " s",
+		 req->key_id, req->srv->cfg.rate_limit_per_s, r.limit,
+		 r.retry_after_s);
+	problem_with(req, 429, "rate-limited", "Too many requests", detail,
+		     NULL, retry);
+	return -1;
+}
+
 /* ---- ingest ---- */
 
 static int content_type_format(struct http_req *req, enum sg_format *fmt)
@@ -363,7 +405,7 @@ static void start_ingest(struct http_req *req)
 {
 	char clen[32];
 
-	if (require_key(req, ST_SCOPE_INGEST) ||
+	if (require_key(req, ST_SCOPE_INGEST) || check_rate(req) ||
 	    content_type_format(req, &req->format)) {
 		req->close_after = 1;
 		return;
@@ -401,9 +443,8 @@ static int receive_body(struct http_req *req, const char *in, size_t len)
 	return 0;
 }
 
-/* Rejects items whose domain is outside the key's domain list. */
-static int check_tenant_domains(const char *domains, const struct sg_batch *b,
-				struct sg_batch_report *rep)
+int http_check_tenant_domains(const char *domains, const struct sg_batch *b,
+			      struct sg_batch_report *rep)
 {
 	memset(rep, 0, sizeof(*rep));
 	for (size_t i = 0; i < b->count; i++) {
@@ -465,12 +506,37 @@ static void reject_batch(struct http_req *req, const struct sg_batch_report *rep
 		     NULL);
 }
 
+/* Answers a batch once the signal log's writer committed it (or failed);
+ * runs on the event loop thread. */
+static void ingest_committed(void *owner, int rc, uint64_t first,
+			     uint64_t last, size_t count)
+{
+	struct http_req *req = owner;
+
+	req->job = NULL;
+	if (rc == ST_ERR_MAP_FULL) {
+		http_problem(req, 507, "store-full", "Insufficient storage",
+			     "the store reached map_size_max_bytes; nothing from this batch was stored; retry after retention frees room or raise the limit");
+		return;
+	}
+	if (rc != ST_OK) {
+		problem_with(req, 503, "commit-failed", "Service unavailable",
+			     "the batch could not be committed; nothing was stored; retry",
+			     NULL, "Retry-After: 1\r\n");
+		return;
+	}
+	log_debug("key %s: stored %zu signals, seq %" PRIu64 " to %" PRIu64,
+		  req->key_id, count, first, last);
+	http_respond_json(req, 202, json_pack("{s:I, s:I, s:I}", "accepted",
+					      (json_int_t)count, "first_seq",
+					      (json_int_t)first, "last_seq",
+					      (json_int_t)last));
+}
+
 static void finish_ingest(struct http_req *req)
 {
 	struct sg_batch batch = { NULL, 0 };
 	struct sg_batch_report *rep = NULL;
-	uint64_t first = 0, last = 0;
-	int rc;
 
 	if (req->responded || !req->expect_body)
 		return;
@@ -486,29 +552,20 @@ static void finish_ingest(struct http_req *req)
 		goto out;
 	}
 	if (req->tenant_domains &&
-	    check_tenant_domains(req->tenant_domains, &batch, rep)) {
+	    http_check_tenant_domains(req->tenant_domains, &batch, rep)) {
 		reject_batch(req, rep);
 		goto out;
 	}
 
-	rc = slog_append(req->srv->slog, batch.items, batch.count, &first, &last);
-	if (rc == ST_ERR_MAP_FULL) {
-		http_problem(req, 507, "store-full", "Insufficient storage",
-			     "the store reached map_size_max_bytes; nothing from this batch was stored; retry after retention frees room or raise the limit");
-		goto out;
-	}
-	if (rc != ST_OK) {
-		problem_with(req, 503, "commit-failed", "Service unavailable",
-			     "the batch could not be committed; nothing was stored; retry",
-			     NULL, "Retry-After: 1\r\n");
-		goto out;
-	}
-	log_debug("key %s: stored %zu signals, seq %" PRIu64 " to %" PRIu64,
-		  req->key_id, batch.count, first, last);
-	http_respond_json(req, 202, json_pack("{s:I, s:I, s:I}", "accepted",
-					      (json_int_t)batch.count, "first_seq",
-					      (json_int_t)first, "last_seq",
-					      (json_int_t)last));
+	/* The 202 goes out from ingest_committed, after the commit; the
+	 * log owns the items from here on. */
+	req->job = slog_submit(req->srv->slog, batch.items, batch.count,
+			       ingest_committed, req);
+	batch.items = NULL;
+	batch.count = 0;
+	if (!req->job)
+		http_problem(req, 503, "unavailable", "Service unavailable",
+			     "out of memory; retry later");
 out:
 	sg_batch_free(&batch);
 	free(rep);
@@ -516,45 +573,91 @@ out:
 
 /* ---- routing ---- */
 
+/* The route of a URI, for the request counters. */
+static enum http_route_id route_of(const char *u, enum http_method method)
+{
+	static const struct {
+		const char *uri;
+		enum http_route_id id;
+	} routes[] = {
+		{ "/v1/canary/threat-feed", ROUTE_THREAT_FEED },
+		{ "/v1/canary/campaigns", ROUTE_CAMPAIGNS },
+		{ "/v1/canary/stats", ROUTE_STATS },
+		{ "/v1/canary/stream", ROUTE_STREAM },
+		{ "/healthz", ROUTE_HEALTHZ },
+		{ "/metrics", ROUTE_METRICS },
+	};
+
+	if (!strcmp(u, "/v1/canary/signals"))
+		return method == METHOD_POST ? ROUTE_SIGNALS_POST : ROUTE_SIGNALS_GET;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (!strcmp(u, routes[i].uri))
+			return routes[i].id;
+	return strncmp(u, "/v1/", 4) && method == METHOD_GET ? ROUTE_CONSOLE
+							      : ROUTE_OTHER;
+}
+
+/* Runs a GET /v1/ read after the key and rate checks. */
+static void route_read(struct http_req *req)
+{
+	if (require_key(req, ST_SCOPE_READ) || check_rate(req))
+		return;
+	switch (req->route) {
+	case ROUTE_CAMPAIGNS:
+		rest_list_campaigns(req, req->tenant_domains);
+		break;
+	case ROUTE_STATS:
+		rest_stats(req, req->tenant_domains);
+		break;
+	default:
+		rest_list_signals(req, req->route == ROUTE_THREAT_FEED,
+				  req->tenant_domains);
+		break;
+	}
+}
+
 static void route(struct http_req *req)
 {
 	const char *u = req->uri;
 	int is_signals = !strcmp(u, "/v1/canary/signals");
-	int is_feed = !strcmp(u, "/v1/canary/threat-feed");
 
-	if (!strcmp(u, "/healthz") || !strcmp(u, "/metrics")) {
+	req->route = route_of(u, req->method);
+	if (req->route == ROUTE_HEALTHZ || req->route == ROUTE_METRICS) {
 		if (req->method != METHOD_GET) {
 			http_problem(req, 405, "method-not-allowed", "Method not allowed",
 				     "use GET");
 			return;
 		}
-		if (u[1] == 'h')
+		if (req->route == ROUTE_HEALTHZ)
 			rest_healthz(req);
 		else
-			rest_metrics(req);
+			metrics_respond(req);
 		return;
 	}
 	if (is_signals && req->method == METHOD_POST) {
 		start_ingest(req);
 		return;
 	}
-	if ((is_signals || is_feed) && req->method == METHOD_GET) {
-		if (!require_key(req, ST_SCOPE_READ))
-			rest_list_signals(req, is_feed, req->tenant_domains);
-		return;
-	}
-	if (is_signals || is_feed) {
+	if (req->route == ROUTE_SIGNALS_GET || req->route == ROUTE_THREAT_FEED ||
+	    req->route == ROUTE_CAMPAIGNS || req->route == ROUTE_STATS) {
+		if (req->method == METHOD_GET) {
+			route_read(req);
+			return;
+		}
 		req->close_after = 1;
 		http_problem(req, 405, "method-not-allowed", "Method not allowed",
 			     is_signals ? "use GET to list signals or POST to ingest"
 					: "use GET");
 		return;
 	}
-	if (!strcmp(u, "/v1/canary/stream")) {
+	if (req->route == ROUTE_STREAM) {
 		http_problem(req, 426, "upgrade-required", "Upgrade required",
 			     "this URL speaks WebSocket: connect with a WebSocket client and the subprotocol canary.v1.json");
 		return;
 	}
+	if (req->method == METHOD_GET &&
+	    static_serve(req, u, req->srv->cfg.console_dir) == STATIC_QUEUED)
+		return;
 	http_problem(req, 404, "not-found", "Not found",
 		     "no such endpoint; see the API documentation for the routes");
 }
@@ -583,6 +686,19 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	struct http_req *req = user;
 
 	switch (reason) {
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		/* A stopping server refuses new connections at accept. */
+		return server_of(wsi)->shutting_down ? 1 : 0;
+
+	case LWS_CALLBACK_PROTOCOL_INIT:
+		/* Once per vhost, before the first connection. */
+		return rest_init(lws_context_user(lws_get_context(wsi)),
+				 lws_get_context(wsi));
+
+	case LWS_CALLBACK_PROTOCOL_DESTROY:
+		rest_destroy(lws_context_user(lws_get_context(wsi)));
+		return 0;
+
 	case LWS_CALLBACK_HTTP:
 		http_start(req, wsi, in);
 		return 0;
@@ -596,6 +712,16 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return http_writable(req);
+
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		/* lws_cancel_service() from the signal log's writer thread:
+		 * every protocol gets this, and only this one acts on it. */
+		slog_deliver(server_of(wsi)->slog);
+		return 0;
+
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+		/* lws hands over the listener's SSL_CTX, for reloads. */
+		return tls_server_ctx_ready(user);
 
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:

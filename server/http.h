@@ -38,11 +38,29 @@ void http_respond_json(struct http_req *req, unsigned status, json_t *value);
 
 struct lws *http_req_wsi(struct http_req *req);
 
+/* Lists in rep each item of b whose domain is not in domains (a key's
+ * comma-separated list). Returns 0 when every item passes, else -1. */
+struct sg_batch;
+struct sg_batch_report;
+int http_check_tenant_domains(const char *domains, const struct sg_batch *b,
+			      struct sg_batch_report *rep);
+
 /* Handlers in rest.c. The key has been checked for the read scope;
  * tenant_domains is the key's domain list or NULL. */
 void rest_list_signals(struct http_req *req, int threat_feed,
 		       const char *tenant_domains);
+void rest_list_campaigns(struct http_req *req, const char *tenant_domains);
+void rest_stats(struct http_req *req, const char *tenant_domains);
 void rest_healthz(struct http_req *req);
-void rest_metrics(struct http_req *req);
+
+/*
+ * Sets up what the REST reads and the rate limits need: the store's
+ * analytics settings from the configuration, the rate limiter and a
+ * timer that prunes old aggregates. Returns 0, or -1 when out of memory.
+ * rest_destroy undoes it; both are called once, on the event loop
+ * thread.
+ */
+int rest_init(struct server *srv, struct lws_context *ctx);
+void rest_destroy(struct server *srv);
 
 #endif

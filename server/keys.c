@@ -270,7 +270,7 @@ int keys_command(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct keys_args a = { "./var", NULL, NULL, NULL };
-	struct st_options so = { 0, 1ull << 40, 0 };
+	struct st_options so = { 0, 1ull << 40, 0, 0 };
 	const char *verb;
 	st_store *st = NULL;
 	char err[512];

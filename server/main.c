@@ -8,12 +8,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
 
 #include "config.h"
 #include "http.h"
+#include "ingest_ws.h"
+#include "outq.h"
 #include "keys.h"
 #include "log.h"
 #include "reload.h"
@@ -21,14 +27,18 @@
 #include "stream.h"
 #include "tls.h"
 
-/* Retention runs every minute, deleting in transactions of this many. */
-#define RETENTION_PERIOD_US (60ll * 1000000)
-#define RETENTION_BATCH 1000
-#define RETENTION_MAX_BATCHES 20
+/* Retention runs every retention_check_s, deleting in transactions of
+ * this many signals. */
+#define RETENTION_BATCH 256
+#define RETENTION_MAX_BATCHES 2
 #define SHUTDOWN_GRACE_US (3ll * 1000000)
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
+
+/* The command line, parsed again on SIGHUP. */
+static int saved_argc;
+static char **saved_argv;
 
 static void on_stop_signal(int sig)
 {
@@ -141,43 +151,86 @@ static void raise_fd_limit(void)
 
 static struct server *retention_server;
 static lws_sorted_usec_list_t retention_sul;
+static lws_sorted_usec_list_t sync_sul;
 
-/* Deletes signals past retention_hours in small transactions, a bounded
- * number per run, so the event loop is never held up for long. */
+/* Signals deleted by the runs of one backlog so far, logged once at its end. */
+static size_t retention_backlog;
+
+/*
+ * Deletes signals received more than the retention period ago
+ * (retention_s, else retention_hours) in transactions of RETENTION_BATCH,
+ * at most RETENTION_MAX_BATCHES per run, so that the event loop is held
+ * up for a few milliseconds at a time. A run that used its whole budget
+ * continues 1 ms later, after lws served what is waiting; otherwise the
+ * next run is retention_check_s later.
+ */
 static void retention_run(lws_sorted_usec_list_t *sul)
 {
 	struct server *srv = retention_server;
-	int64_t cutoff = sg_now_us() - (int64_t)srv->cfg.retention_hours * 3600 * 1000000;
+	int64_t retention_us = cfg_retention_us(&srv->cfg);
+	int64_t cutoff = sg_now_us() - retention_us;
 	size_t total = 0;
+	int stale = 0;
+	int more = 0;
+
+	/* A tool that shares the store (mdb_stat, a backup) and died inside a
+	 * read transaction would otherwise keep freed pages from reuse until
+	 * canaryd restarts. */
+	if (st_reader_check(srv->st, &stale) == ST_OK && stale)
+		log_warn("cleared %d LMDB reader slots left by dead processes", stale);
 
 	for (int i = 0; i < RETENTION_MAX_BATCHES; i++) {
 		size_t deleted = 0;
 		int rc = st_delete_received_before(srv->st, cutoff, RETENTION_BATCH,
 						   &deleted);
 
+		total += deleted;
 		if (rc != ST_OK) {
-			log_error("retention: deleting old signals failed: %s; retrying in a minute",
-				  st_strerror(rc));
+			log_error("retention: deleting old signals failed: %s; retrying in %" PRIu64 " s",
+				  st_strerror(rc), srv->cfg.retention_check_s);
 			break;
 		}
-		total += deleted;
-		if (deleted < RETENTION_BATCH)
+		more = deleted == RETENTION_BATCH;
+		if (!more)
 			break;
 	}
-	if (total)
-		log_info("retention: deleted %zu signals received more than %" PRIu64 " hours ago",
-			 total, srv->cfg.retention_hours);
+
+	retention_backlog += total;
+	if (more) {
+		lws_sul_schedule(srv->ctx, 0, sul, retention_run, 1000);
+		return;
+	}
+	if (retention_backlog)
+		log_info("retention: deleted %zu signals received more than %" PRId64 " s ago",
+			 retention_backlog, retention_us / 1000000);
+	retention_backlog = 0;
 	lws_sul_schedule(srv->ctx, 0, sul, retention_run,
-			 total >= RETENTION_BATCH * RETENTION_MAX_BATCHES ? 1000
-									   : RETENTION_PERIOD_US);
+			 (lws_usec_t)srv->cfg.retention_check_s * 1000000);
+}
+
+/* Flushes commits to the disk every sync_interval_ms when durability is
+ * nometasync or nosync; see docs/operations.md for what each risks. */
+static void sync_run(lws_sorted_usec_list_t *sul)
+{
+	struct server *srv = retention_server;
+
+	if (st_sync(srv->st) != ST_OK)
+		log_error("flushing the store to disk failed; retrying in %" PRIu64 " ms",
+			  srv->cfg.sync_interval_ms);
+	lws_sul_schedule(srv->ctx, 0, sul, sync_run,
+			 (lws_usec_t)srv->cfg.sync_interval_ms * 1000);
 }
 
 static int server_open(struct server *srv)
 {
-	struct st_options so = { 0, srv->cfg.map_size_max_bytes, 0 };
+	struct st_options so = { 0, srv->cfg.map_size_max_bytes, 0, 0 };
 	char err[512];
 
 	srv->started_us = sg_now_us();
+	/* cfg_validate checked the name. The store is opened here, in the
+	 * process that serves: canaryd never forks, and an LMDB environment
+	 * must not be used across fork(). */
+	cfg_durability(&srv->cfg, &so.durability);
 	if (st_open(srv->cfg.data_dir, &so, &srv->st, err, sizeof(err)) != ST_OK) {
 		log_error("%s", err);
 		return -1;
@@ -195,12 +248,110 @@ static int server_open(struct server *srv)
 
 static void server_close(struct server *srv)
 {
+	outq_release_cache();
 	free(srv->replay_buf);
 	free(srv->frame);
 	slog_free(srv->slog);
 	mt_index_free(srv->subs);
 	if (srv->st)
 		st_close(srv->st);
+}
+
+/* The account named by the `user` setting; lws switches to it right after
+ * it binds the listener, before the first connection is accepted. */
+static struct {
+	int active;
+	uid_t uid;
+	gid_t gid;
+} drop_to;
+
+/*
+ * Resolves the `user` setting. Started as root, canaryd drops to that user
+ * after binding; started as that user already, nothing changes; any other
+ * start is an error, because the setting could not be honoured.
+ * Returns 0, or -1 after printing why.
+ */
+static int privileges_prepare(const struct cd_config *cfg)
+{
+	struct passwd *pw = NULL;
+
+	if (!cfg->user[0])
+		return 0;
+	pw = getpwnam(cfg->user);
+	if (!pw) {
+		log_error("user \"%s\" is not a user of this system: create it or change the user setting",
+			  cfg->user);
+		return -1;
+	}
+	if (geteuid() == pw->pw_uid)
+		return 0;
+	if (geteuid() != 0) {
+		log_error("user = %s needs canaryd to start as root to switch users (running as uid %u); start it as root or as %s",
+			  cfg->user, (unsigned)geteuid(), cfg->user);
+		return -1;
+	}
+	if (pw->pw_uid == 0) {
+		log_error("user = %s is root; name an unprivileged user", cfg->user);
+		return -1;
+	}
+	drop_to.active = 1;
+	drop_to.uid = pw->pw_uid;
+	drop_to.gid = pw->pw_gid;
+	return 0;
+}
+
+/* Gives the data directory and the files directly in it to the user that
+ * canaryd drops to, so that the store stays writable after the switch
+ * and after a restart. Returns 0, or -1 after logging the failure. */
+static int privileges_chown_data_dir(const char *dir)
+{
+	DIR *d = NULL;
+	struct dirent *e;
+	char path[CFG_PATH_MAX + 256];
+	int rc = 0;
+
+	if (!drop_to.active)
+		return 0;
+	if (chown(dir, drop_to.uid, drop_to.gid)) {
+		log_error("cannot give data_dir %s to uid %u: %s", dir,
+			  (unsigned)drop_to.uid, strerror(errno));
+		return -1;
+	}
+	d = opendir(dir);
+	if (!d) {
+		log_error("cannot list data_dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (lchown(path, drop_to.uid, drop_to.gid)) {
+			log_error("cannot give %s to uid %u: %s", path,
+				  (unsigned)drop_to.uid, strerror(errno));
+			rc = -1;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+/* Confirms that the switch happened and cannot be undone. Returns 0 or
+ * -1; canaryd must not serve as root when a user was asked for. */
+static int privileges_check(const char *user)
+{
+	if (!drop_to.active)
+		return 0;
+	if (getuid() != drop_to.uid || geteuid() != drop_to.uid ||
+	    getgid() != drop_to.gid || getegid() != drop_to.gid ||
+	    setuid(0) == 0) {
+		log_error("switching to user %s failed; stopping rather than serving as root",
+			  user);
+		return -1;
+	}
+	log_info("running as user %s (uid %u, gid %u)", user,
+		 (unsigned)drop_to.uid, (unsigned)drop_to.gid);
+	return 0;
 }
 
 static struct lws_context *create_context(struct server *srv,
@@ -231,7 +382,18 @@ static struct lws_context *create_context(struct server *srv,
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
 		       LWS_SERVER_OPTION_DISABLE_IPV6 * !strchr(host, ':');
 	info.max_http_header_data = 8192;
-	info.timeout_secs = 10;
+	/* Each connection holds one of these header buffers until its request
+	 * or WebSocket handshake is read; lws's default of 32 makes /healthz
+	 * and ingest queue behind a reconnect storm's handshakes. */
+	info.max_http_header_pool = 512;
+	/* Bounds the TLS handshake and the wait for a complete request line
+	 * and headers, so that stalled clients are dropped. */
+	info.timeout_secs = (unsigned)srv->cfg.handshake_timeout_s;
+	info.timeout_secs_ah_idle = (unsigned)srv->cfg.handshake_timeout_s;
+	if (drop_to.active) {
+		info.uid = (int)drop_to.uid;
+		info.gid = (int)drop_to.gid;
+	}
 	info.keepalive_timeout = 30;
 	/* HTTP/2 and WebSocket over HTTP/2 are kept off: the stream stays on
 	 * HTTP/1.1, where lws's framing is mature. */
@@ -240,12 +402,22 @@ static struct lws_context *create_context(struct server *srv,
 	return lws_create_context(&info);
 }
 
+/* The signal log's wake function, called on its writer thread. */
+static void wake_event_loop(void *ctx)
+{
+	lws_cancel_service(ctx);
+}
+
 static int run_server(struct server *srv)
 {
 	struct lws_protocols protocols[] = {
 		{ "http", http_callback, http_session_size(), 0, 0, NULL, 0 },
-		{ "canary.v1.json", stream_callback, stream_session_size(), 4096, 0,
-		  NULL, 0 },
+		{ STREAM_PROTOCOL_JSON, stream_callback, stream_session_size(), 4096,
+		  0, NULL, 0 },
+		{ STREAM_PROTOCOL_MSGPACK, stream_callback, stream_session_size(),
+		  4096, 0, NULL, 0 },
+		{ INGEST_WS_PROTOCOL, ingest_ws_callback, ingest_ws_session_size(),
+		  65536, 0, NULL, 0 },
 		{ NULL, NULL, 0, 0, 0, NULL, 0 },
 	};
 	int64_t stop_at = 0;
@@ -258,32 +430,67 @@ static int run_server(struct server *srv)
 			  srv->cfg.tls_cert[0] ? ", and that tls_cert and tls_key are readable PEM files" : "");
 		return 1;
 	}
+	if (privileges_check(srv->cfg.user)) {
+		lws_context_destroy(srv->ctx);
+		srv->ctx = NULL;
+		return 1;
+	}
 	log_info("canaryd %s listening on %s://%s, store %s (epoch %s, head seq %" PRIu64 ")",
 		 CANARY_VERSION, srv->cfg.tls_cert[0] ? "https" : "http",
 		 srv->cfg.listen, srv->cfg.data_dir, st_epoch(srv->st),
 		 st_head_seq(srv->st));
 
+	if (slog_start(srv->slog, wake_event_loop, srv->ctx)) {
+		lws_context_destroy(srv->ctx);
+		srv->ctx = NULL;
+		return 1;
+	}
 	stream_start_tick(srv);
 	retention_server = srv;
 	lws_sul_schedule(srv->ctx, 0, &retention_sul, retention_run, 1000);
+	if (strcmp(srv->cfg.durability, "full"))
+		lws_sul_schedule(srv->ctx, 0, &sync_sul, sync_run,
+				 (lws_usec_t)srv->cfg.sync_interval_ms * 1000);
 
 	while (rc >= 0) {
 		if (stop_requested && !stop_at) {
-			log_info("stop requested: closing %" PRIu64 " WebSocket connections",
-				 srv->counters.ws_connections);
+			/*
+			 * The signal log's writer commits every queued batch
+			 * before it stops (slog_stop below). From now on new
+			 * connections are refused at accept (http.c); open ones
+			 * finish their requests until the WebSocket closes are
+			 * through or the grace ends. lws_context_deprecate()
+			 * would close the listener instead, but it crashes in
+			 * lws 4.1.6.
+			 */
+			log_info("stop requested: refusing new connections, closing %" PRIu64
+				 " WebSocket connections", srv->counters.ws_connections);
 			stream_shutdown(srv);
 			stop_at = sg_now_us() + SHUTDOWN_GRACE_US;
 		}
 		if (stop_at && (!srv->counters.ws_connections || sg_now_us() > stop_at))
 			break;
-		if (reload_requested) {
+		if (reload_requested && !stop_at) {
+			struct cd_config next;
+
 			reload_requested = 0;
-			server_reload(srv);
+			if (parse_args(saved_argc, saved_argv, &next))
+				log_error("reload: the configuration is invalid (see the message above); keeping the current settings");
+			else
+				server_reload(srv, &next);
 		}
+		stream_pass_begin(srv);
 		rc = lws_service(srv->ctx, 0);
 	}
 
 	lws_sul_cancel(&retention_sul);
+	lws_sul_cancel(&sync_sul);
+	/* The writer commits what is queued and stops; its wake function
+	 * uses the context, so it stops before the context goes. */
+	slog_stop(srv->slog);
+	/* The last commits reach the disk whatever the durability setting. */
+	if (st_sync(srv->st) != ST_OK)
+		log_error("flushing the store to disk at stop failed");
 	lws_context_destroy(srv->ctx);
 	srv->ctx = NULL;
 	log_info("canaryd stopped");
@@ -303,6 +510,8 @@ int main(int argc, char **argv)
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return 1;
+	saved_argc = argc;
+	saved_argv = argv;
 	if (parse_args(argc, argv, &srv->cfg)) {
 		free(srv);
 		return 2;
@@ -325,7 +534,11 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 
-	rc = server_open(srv) ? 1 : run_server(srv);
+	if (privileges_prepare(&srv->cfg) || server_open(srv) ||
+	    privileges_chown_data_dir(srv->cfg.data_dir))
+		rc = 1;
+	else
+		rc = run_server(srv);
 	server_close(srv);
 	free(srv);
 	return rc;

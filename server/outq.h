@@ -52,12 +52,21 @@ int outq_push(struct outq *q, const char *head, size_t head_len,
 	      struct sbuf *body, const char *tail, size_t tail_len);
 
 /*
- * Moves whole messages from the front of q into buf (cap bytes),
- * separated by '\n', and returns the bytes written. A message larger than
- * cap is never split: it stays queued and 0 is returned only when q is
- * empty or its first message is larger than cap.
+ * Moves whole messages from the front of q into buf (cap bytes) and
+ * returns the bytes written. With newline, messages are separated by
+ * '\n' (JSON text frames); without, they follow each other directly
+ * (MessagePack maps in a binary frame). A message larger than cap is never
+ * split: it stays queued and 0 is returned only when q is empty or its
+ * first message is larger than cap.
  */
-size_t outq_take_frame(struct outq *q, char *buf, size_t cap);
+size_t outq_take_frame(struct outq *q, char *buf, size_t cap, int newline);
+
+/* Returns the bytes queued in all queues together. */
+uint64_t outq_bytes_total(void);
+
+/* Frees the items kept for reuse; call it at exit, after every queue is
+ * cleared. */
+void outq_release_cache(void);
 
 /* Returns the size of the first queued message, or 0 when empty. */
 size_t outq_first_size(const struct outq *q);

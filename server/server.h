@@ -1,12 +1,29 @@
 /*
  * State shared by canaryd's HTTP and WebSocket handlers.
  *
- * Threading model: one thread. libwebsockets' event loop runs every
- * callback, LMDB commits happen inside the ingest callback, and the
- * commit's publish step fans out to subscriber queues before the
- * callback returns. A subscription therefore sees commits and live
- * publishes in one order, which is what makes the hand-over from replay
- * to live exact.
+ * Threading model: two threads.
+ *
+ *   event loop   libwebsockets' lws_service() runs every callback: HTTP,
+ *                the stream, the ingest WebSocket, timers, fan-out, replay
+ *                reads and retention. Everything in struct server, every
+ *                wsi, the subscription index and the outbound queues
+ *                belong to this thread.
+ *   writer       the signal log's thread (signal_log.c) assigns seqs and
+ *                commits batches to LMDB, so that an fsync never holds up
+ *                delivery. It touches only the store and the log's own
+ *                locked lists, and wakes the loop with lws_cancel_service(),
+ *                the one lws call that is safe from another thread.
+ *
+ * The loop handles the wake in LWS_CALLBACK_EVENT_WAIT_CANCELLED (http.c)
+ * by calling slog_deliver, which publishes each committed batch in seq
+ * order and answers its sender. A signal is therefore published only
+ * after its commit, and publishes reach subscriptions in seq order; the
+ * replay/live hand-over in stream.c relies on both. LMDB readers on the
+ * loop thread run beside the writer (the store opens LMDB with MDB_NOTLS).
+ *
+ * NOTE: retention's deletions are still write transactions on the loop
+ * thread; each waits for the writer's current commit (LMDB has one writer
+ * at a time) and pays its own fsync, a few milliseconds once a minute.
  */
 #ifndef CANARY_SERVER_H
 #define CANARY_SERVER_H
@@ -35,8 +52,29 @@ enum close_reason_id {
 	CLOSE_REASON_COUNT
 };
 
+/* HTTP routes, for the request counters in /metrics. */
+enum http_route_id {
+	ROUTE_SIGNALS_GET,
+	ROUTE_SIGNALS_POST,
+	ROUTE_THREAT_FEED,
+	ROUTE_CAMPAIGNS,
+	ROUTE_STATS,
+	ROUTE_HEALTHZ,
+	ROUTE_METRICS,
+	ROUTE_STREAM,
+	ROUTE_CONSOLE,
+	ROUTE_OTHER,
+	ROUTE_COUNT
+};
+
+/* Response statuses counted one by one; metrics.c lists them, and the
+ * last slot counts every other status. */
+#define HTTP_STATUS_SLOTS 24
+
 struct server_counters {
 	uint64_t http_requests;
+	uint64_t http_responses[ROUTE_COUNT][HTTP_STATUS_SLOTS];
+	uint64_t ws_ingest_rate_limited;        /* WebSocket batches */
 	uint64_t ws_connections_total;
 	uint64_t ws_connections;        /* open now */
 	uint64_t subscriptions;         /* open now */
@@ -57,6 +95,8 @@ struct server {
 	lws_sorted_usec_list_t tick;    /* liveness and key checks */
 	char *frame;                    /* LWS_PRE + SERVER_FRAME_MAX bytes */
 	struct sg_signal *replay_buf;   /* cfg.replay_chunk_signals entries */
+	struct rl_table *ratelimit;     /* per-key token buckets */
+	lws_sorted_usec_list_t analytics_tick;  /* prunes old aggregates */
 	uint64_t next_conn_id;
 	int64_t started_us;
 	int shutting_down;

@@ -10,9 +10,23 @@
  * Hand-over from replay to live: while a subscription replays, live
  * publishes skip it, because every published signal is already committed
  * and the replay will read it. When a replay chunk comes back short, the
- * replay has reached the head of the store; since commits and publishes
- * run on this same thread, no commit can sit between that read and the
- * switch to live, so the next live signal is exactly the next seq.
+ * replay has read everything committed at that moment. Commits happen on
+ * the signal log's writer thread, but publishes run on this thread, and a
+ * batch is published only after its commit, so every seq up to the
+ * published head was visible to that read. The cursor moves to the last
+ * seq read (at least the published head) and the subscription turns live:
+ * a batch committed during or after the read is either published later
+ * with larger seqs, which are delivered, or was already read by the
+ * replay, and its publish is dropped by the `seq <= cursor` check. The
+ * cursor is never moved to the store's committed head, which can be ahead
+ * of what the replay read.
+ *
+ * Wire formats: canary.v1.json sends JSON text frames, several messages
+ * separated by '\n'; canary.v1.msgpack sends the same messages as
+ * MessagePack maps, back to back in binary frames. A signal is encoded
+ * once per format per publish, and the bytes are shared by every queue.
+ * Clients of either protocol may send their messages as JSON text, and
+ * msgpack clients also as MessagePack maps in binary frames.
  *
  * Replay is flow-controlled: a chunk is read only while the outbound queue
  * is under half its limit. Live fan-out is not: a live subscriber whose
@@ -26,14 +40,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <msgpack.h>
+
 #include "signal/batch.h"
 #include "keys.h"
 #include "log.h"
 #include "outq.h"
 
 #define SUB_ID_MAX 64
+/* Deepest nesting of a client's MessagePack message, as for JSON input. */
+#define MESSAGE_DEPTH_MAX 32
 /* Chunks one writable callback may scan for a sparse filter. */
 #define REPLAY_CHUNKS_PER_WRITE 8
+/* Replay reads a chunk only while the queue holds less than this (or half
+ * of outbound_queue_bytes, if smaller). Thousands of clients replaying
+ * at once after a restart then use about two frames of memory each, not
+ * megabytes. */
+#define REPLAY_QUEUE_MARK (2 * SERVER_FRAME_MAX)
+/*
+ * Signals that all replays together may read in one pass of the event
+ * loop. lws serves every ready socket in one pass, so without a cap a
+ * storm of thousands of replaying clients makes each pass take seconds,
+ * and /healthz or ingest wait that long for each of their steps.
+ * TODO: a storm decodes and encodes the same signals once per client. A
+ * shared cache of encoded signals by seq would divide that cost by the
+ * number of clients.
+ */
+#define REPLAY_SIGNALS_PER_PASS 4096
+
+static size_t replay_pass_budget = REPLAY_SIGNALS_PER_PASS;
+
+/* Connections whose replay found the pass budget spent, in arrival order;
+ * stream_pass_begin wakes as many as the next pass can serve. */
+static struct lws_dll2_owner replay_waiters;
 #define KEY_RECHECK_US (2 * 1000000)
 #define TICK_US 1000000
 
@@ -49,7 +88,10 @@ struct sub {
 	uint64_t cursor;
 	int64_t min_observed_us;        /* since_time, else INT64_MIN */
 	char id[SUB_ID_MAX + 1];
-	char head[OUTQ_HEAD_MAX];       /* {"type":"signal","sub":"ID","signal": */
+	/* The envelope in front of the shared signal bytes:
+	 * {"type":"signal","sub":"ID","signal": for JSON, or the map header
+	 * and the first two pairs for MessagePack. */
+	char head[OUTQ_HEAD_MAX];
 	size_t head_len;
 };
 
@@ -59,7 +101,13 @@ struct conn {
 	struct lws_dll2 node;
 	uint64_t id;
 	int authed;
+	int key_counted;                /* counted in key_counts */
+	int binary;                     /* canary.v1.msgpack */
+	int rx_binary;                  /* the message being received */
 	int closing;
+	int close_counted;              /* its reason is in counters.closes */
+	int replay_starved;             /* the pass budget ran out */
+	struct lws_dll2 replay_wait;    /* in replay_waiters while starved */
 	int want_ping;
 	uint16_t close_code;
 	char close_reason[64];
@@ -95,6 +143,7 @@ static void conn_close_later(struct conn *c, uint16_t code, const char *reason,
 	c->close_code = code;
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
 	c->srv->counters.closes[why]++;
+	c->close_counted = 1;
 	log_info("closing connection %" PRIu64 " (key %s) with %u: %s", c->id,
 		 c->key_id[0] ? c->key_id : "-", code, reason);
 	lws_callback_on_writable(c->wsi);
@@ -111,20 +160,176 @@ static int conn_close_soon(struct conn *c, uint16_t code, const char *reason,
 	return 0;
 }
 
+/* ---- MessagePack forms of the control messages ---- */
+
+/* Control messages are built as JSON values; msgpack connections get
+ * them packed with the same member names and types. */
+static int pack_json(msgpack_packer *pk, const json_t *v, int depth)
+{
+	const char *key = NULL;
+	json_t *member = NULL;
+	size_t i = 0;
+
+	if (depth > MESSAGE_DEPTH_MAX)
+		return -1;
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		msgpack_pack_map(pk, json_object_size(v));
+		json_object_foreach((json_t *)v, key, member) {
+			msgpack_pack_str_with_body(pk, key, strlen(key));
+			if (pack_json(pk, member, depth + 1))
+				return -1;
+		}
+		return 0;
+	case JSON_ARRAY:
+		msgpack_pack_array(pk, json_array_size(v));
+		json_array_foreach(v, i, member)
+			if (pack_json(pk, member, depth + 1))
+				return -1;
+		return 0;
+	case JSON_STRING:
+		return msgpack_pack_str_with_body(pk, json_string_value(v),
+						  json_string_length(v));
+	case JSON_INTEGER:
+		return msgpack_pack_int64(pk, json_integer_value(v));
+	case JSON_REAL:
+		return msgpack_pack_double(pk, json_real_value(v));
+	case JSON_TRUE:
+		return msgpack_pack_true(pk);
+	case JSON_FALSE:
+		return msgpack_pack_false(pk);
+	case JSON_NULL:
+		return msgpack_pack_nil(pk);
+	}
+	return -1;
+}
+
+/* Returns msg in the connection's wire format as a new shared buffer. */
+static struct sbuf *encode_control(const struct conn *c, const json_t *msg)
+{
+	struct sbuf *b = NULL;
+	char *text = NULL;
+
+	if (c->binary) {
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		if (!pack_json(&pk, msg, 0))
+			b = sbuf_from(sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+		return b;
+	}
+	text = json_dumps(msg, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (text)
+		b = sbuf_from(text, strlen(text));
+	free(text);
+	return b;
+}
+
+/* Returns a new JSON object from a MessagePack map whose keys are unique
+ * strings without NUL, or NULL. */
+static json_t *json_from_msgpack(const msgpack_object *o, int depth);
+
+static json_t *json_object_from_msgpack(const msgpack_object *o, int depth)
+{
+	json_t *out = json_object();
+
+	for (uint32_t i = 0; out && i < o->via.map.size; i++) {
+		const msgpack_object_kv *kv = &o->via.map.ptr[i];
+		char key[64];
+		json_t *val = NULL;
+
+		if (kv->key.type != MSGPACK_OBJECT_STR ||
+		    kv->key.via.str.size >= sizeof(key))
+			goto fail;
+		memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
+		key[kv->key.via.str.size] = '\0';
+		/* Duplicate keys are rejected, as in JSON input. */
+		if (strlen(key) != kv->key.via.str.size || json_object_get(out, key))
+			goto fail;
+		val = json_from_msgpack(&kv->val, depth + 1);
+		if (!val || json_object_set_new(out, key, val))
+			goto fail;
+	}
+	return out;
+
+fail:
+	json_decref(out);
+	return NULL;
+}
+
+/*
+ * Turns a MessagePack value from a client into a JSON value, so that both
+ * formats go through one message handler. Strings must be valid UTF-8 and
+ * integers within int64. Returns a new reference or NULL.
+ */
+static json_t *json_from_msgpack(const msgpack_object *o, int depth)
+{
+	json_t *out = NULL;
+
+	if (depth > MESSAGE_DEPTH_MAX)
+		return NULL;
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		return json_null();
+	case MSGPACK_OBJECT_BOOLEAN:
+		return json_boolean(o->via.boolean);
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		return o->via.u64 > INT64_MAX ? NULL
+					      : json_integer((json_int_t)o->via.u64);
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return json_integer((json_int_t)o->via.i64);
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		return json_real(o->via.f64);
+	case MSGPACK_OBJECT_STR:
+		/* json_stringn rejects invalid UTF-8 and returns NULL. */
+		return json_stringn(o->via.str.ptr, o->via.str.size);
+	case MSGPACK_OBJECT_ARRAY:
+		out = json_array();
+		for (uint32_t i = 0; out && i < o->via.array.size; i++) {
+			json_t *item = json_from_msgpack(&o->via.array.ptr[i], depth + 1);
+
+			if (!item || json_array_append_new(out, item)) {
+				json_decref(out);
+				return NULL;
+			}
+		}
+		return out;
+	case MSGPACK_OBJECT_MAP:
+		return json_object_from_msgpack(o, depth);
+	default:
+		return NULL;
+	}
+}
+
+/* Parses one binary message: exactly one MessagePack value. Returns a new
+ * reference or NULL. */
+static json_t *parse_msgpack_message(const char *data, size_t len)
+{
+	msgpack_unpacked result;
+	size_t off = 0;
+	json_t *msg = NULL;
+
+	msgpack_unpacked_init(&result);
+	if (msgpack_unpack_next(&result, data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+	    off == len)
+		msg = json_from_msgpack(&result.data, 0);
+	msgpack_unpacked_destroy(&result);
+	return msg;
+}
+
 /* Queues a control message given as a JSON object (reference stolen). */
 static void conn_send_json(struct conn *c, json_t *msg)
 {
-	char *text;
 	struct sbuf *b;
 
 	if (!msg)
 		return;
-	text = json_dumps(msg, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	b = encode_control(c, msg);
 	json_decref(msg);
-	if (!text)
-		return;
-	b = sbuf_from(text, strlen(text));
-	free(text);
 	if (!b)
 		return;
 	if (outq_push(&c->q, "", 0, b, "", 0))
@@ -145,15 +350,56 @@ static void conn_send_error(struct conn *c, const char *code,
 	conn_send_json(c, msg);
 }
 
-/* Encodes one signal's JSON text into a shared buffer. */
-static struct sbuf *encode_signal(const struct sg_signal *s)
+/* Encodes one signal's JSON text, or its MessagePack map when binary,
+ * into a shared buffer. */
+static struct sbuf *encode_signal(const struct sg_signal *s, int binary)
 {
 	char text[4096];
-	size_t len = sg_to_json_text(s, text, sizeof(text));
+	size_t len = 0;
 
+	if (binary) {
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		struct sbuf *b = NULL;
+
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		if (!sg_to_msgpack(s, &pk, false))
+			b = sbuf_from(sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+		return b;
+	}
+	len = sg_to_json_text(s, text, sizeof(text));
 	if (len >= sizeof(text))
 		return NULL;
 	return sbuf_from(text, len);
+}
+
+/* Writes the envelope that goes in front of each signal of sub. */
+static void sub_make_head(struct sub *sub, int binary)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	if (!binary) {
+		sub->head_len = (size_t)snprintf(sub->head, sizeof(sub->head),
+						 "{\"type\":\"signal\",\"sub\":\"%s\",\"signal\":",
+						 sub->id);
+		return;
+	}
+	/* {"type":"signal","sub":ID,"signal":<the shared map>}; at most
+	 * 1 + 5 + 7 + 4 + 2 + 64 + 7 bytes, within OUTQ_HEAD_MAX. */
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 3);
+	msgpack_pack_str_with_body(&pk, "type", 4);
+	msgpack_pack_str_with_body(&pk, "signal", 6);
+	msgpack_pack_str_with_body(&pk, "sub", 3);
+	msgpack_pack_str_with_body(&pk, sub->id, strlen(sub->id));
+	msgpack_pack_str_with_body(&pk, "signal", 6);
+	memcpy(sub->head, sb.data, sb.size);
+	sub->head_len = sb.size;
+	msgpack_sbuffer_destroy(&sb);
 }
 
 /* Queues a signal for one subscription. Returns 0, or -1 when the queue
@@ -161,8 +407,10 @@ static struct sbuf *encode_signal(const struct sg_signal *s)
 static int sub_push(struct sub *sub, struct sbuf *body)
 {
 	struct conn *c = sub->conn;
+	int binary = c->binary;
 
-	if (outq_push(&c->q, sub->head, sub->head_len, body, "}", 1)) {
+	if (outq_push(&c->q, sub->head, sub->head_len, body, binary ? "" : "}",
+		      binary ? 0 : 1)) {
 		conn_close_later(c, 4008, "slow consumer", CLOSE_SLOW_CONSUMER);
 		return -1;
 	}
@@ -332,6 +580,16 @@ static void handle_subscribe(struct conn *c, const json_t *msg)
 				id);
 		return;
 	}
+	if (json_array_size(json_object_get(json_object_get(msg, "filter"), "domains")) >
+	    srv->cfg.max_filter_domains) {
+		snprintf(err, sizeof(err),
+			 "filter.domains lists %zu domains, more than max_filter_domains (%" PRIu64
+			 "); split the watchlist over several subscriptions",
+			 json_array_size(json_object_get(json_object_get(msg, "filter"), "domains")),
+			 srv->cfg.max_filter_domains);
+		conn_send_error(c, "invalid_filter", err, id);
+		return;
+	}
 	if (mt_filter_parse(json_object_get(msg, "filter"), &filter, err,
 			    sizeof(err))) {
 		conn_send_error(c, "invalid_filter", err, id);
@@ -355,9 +613,7 @@ static void handle_subscribe(struct conn *c, const json_t *msg)
 	sub->filter = filter;
 	sub->min_observed_us = INT64_MIN;
 	snprintf(sub->id, sizeof(sub->id), "%s", id);
-	sub->head_len = (size_t)snprintf(sub->head, sizeof(sub->head),
-					 "{\"type\":\"signal\",\"sub\":\"%s\",\"signal\":",
-					 sub->id);
+	sub_make_head(sub, c->binary);
 	sub->next = c->subs;
 	c->subs = sub;
 	c->nsubs++;
@@ -365,12 +621,14 @@ static void handle_subscribe(struct conn *c, const json_t *msg)
 
 	conn_send_json(c, json_pack("{s:s, s:s, s:I}", "type", "subscribed", "id",
 				    sub->id, "head_seq",
-				    (json_int_t)st_head_seq(srv->st)));
+				    (json_int_t)slog_published_head(srv->slog)));
 	if (jseq || jtime) {
 		sub_start_replay(c, sub, msg, since_seq, jseq != NULL, since_time);
 	} else {
+		/* Live from the published head: a batch committed but not yet
+		 * published has larger seqs and is delivered when published. */
 		sub->state = SUB_LIVE;
-		sub->cursor = st_head_seq(srv->st);
+		sub->cursor = slog_published_head(srv->slog);
 	}
 	log_debug("connection %" PRIu64 ": subscription %s open, cursor %" PRIu64,
 		  c->id, sub->id, sub->cursor);
@@ -413,7 +671,71 @@ static void conn_welcome(struct conn *c)
 	snprintf(name, sizeof(name), "canaryd/%s", CANARY_VERSION);
 	conn_send_json(c, json_pack("{s:s, s:s, s:s, s:I}", "type", "welcome",
 				    "server", name, "epoch", st_epoch(srv->st),
-				    "head_seq", (json_int_t)st_head_seq(srv->st)));
+				    "head_seq",
+				    (json_int_t)slog_published_head(srv->slog)));
+}
+
+/* ---- connections per key ---- */
+
+/*
+ * Authenticated stream connections per key id, for max_connections_per_key.
+ * Only keys with open connections have an entry, so the table stays as
+ * small as the number of keys in use. One event-loop thread uses it.
+ * NOTE: ingest WebSockets (ingest_ws.c) count toward max_connections but
+ * not toward this table.
+ */
+#define KEY_COUNT_BUCKETS 256
+
+struct key_count {
+	struct key_count *next;
+	uint64_t open;
+	char id[ST_KEY_ID_LEN + 1];
+};
+
+static struct key_count *key_counts[KEY_COUNT_BUCKETS];
+
+static struct key_count **key_count_find(const char *id)
+{
+	uint32_t h = 2166136261u;
+	struct key_count **pp;
+
+	for (const char *p = id; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	pp = &key_counts[h % KEY_COUNT_BUCKETS];
+	while (*pp && strcmp((*pp)->id, id))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* Counts one more connection of key id. Returns 0, or -1 when the key
+ * already has max open connections or memory ran out. */
+static int key_count_acquire(const char *id, uint64_t max)
+{
+	struct key_count **pp = key_count_find(id);
+
+	if (!*pp) {
+		*pp = calloc(1, sizeof(**pp));
+		if (!*pp)
+			return -1;
+		snprintf((*pp)->id, sizeof((*pp)->id), "%s", id);
+	}
+	if ((*pp)->open >= max)
+		return -1;
+	(*pp)->open++;
+	return 0;
+}
+
+static void key_count_release(const char *id)
+{
+	struct key_count **pp = key_count_find(id);
+	struct key_count *gone = *pp;
+
+	if (!gone)
+		return;
+	if (--gone->open == 0) {
+		*pp = gone->next;
+		free(gone);
+	}
 }
 
 /* Checks a token for the subscribe scope. Returns 0 when the connection is
@@ -437,6 +759,14 @@ static int conn_authenticate(struct conn *c, const char *token)
 							    : "unknown or revoked key",
 				      CLOSE_AUTH);
 
+	if (key_count_acquire(key.id, c->srv->cfg.max_connections_per_key)) {
+		log_info("connection %" PRIu64 ": key %s is at max_connections_per_key (%" PRIu64 ")",
+			 c->id, key.id, c->srv->cfg.max_connections_per_key);
+		st_key_clear(&key);
+		return conn_close_soon(c, 4429, "too many connections for this key, retry later",
+				      CLOSE_LIMIT);
+	}
+	c->key_counted = 1;
 	c->authed = 1;
 	snprintf(c->key_id, sizeof(c->key_id), "%s", key.id);
 	if (key.domains)
@@ -452,16 +782,20 @@ static int conn_authenticate(struct conn *c, const char *token)
 
 /* Handles one complete text message. Returns -1 to close the connection
  * (close status already set). */
-static int conn_handle_message(struct conn *c, const char *text, size_t len)
+static int conn_handle_message(struct conn *c, const char *text, size_t len,
+			       int binary)
 {
 	char err[200];
-	json_t *msg = sg_json_parse_strict(text, len, err, sizeof(err));
+	json_t *msg = binary ? parse_msgpack_message(text, len)
+			     : sg_json_parse_strict(text, len, err, sizeof(err));
 	const char *op;
 	int rc = 0;
 
 	if (!msg || !json_is_object(msg)) {
 		json_decref(msg);
-		return conn_close_soon(c, 4400, "message is not a JSON object",
+		return conn_close_soon(c, 4400,
+				      binary ? "message is not one MessagePack map with string keys"
+					     : "message is not a JSON object",
 				      CLOSE_BAD_REQUEST);
 	}
 	op = json_string_value(json_object_get(msg, "op"));
@@ -505,13 +839,15 @@ static int conn_receive(struct conn *c, const char *in, size_t len)
 	/* Once a close is decided, the rest of the input is ignored. */
 	if (c->closing)
 		return 0;
-	if (lws_frame_is_binary(c->wsi)) {
+	if (lws_is_first_fragment(c->wsi)) {
+		c->rx_len = 0;
+		c->rx_binary = lws_frame_is_binary(c->wsi);
+	}
+	if (c->rx_binary && !c->binary) {
 		conn_close_later(c, 4400, "binary frames are not accepted on canary.v1.json",
 				 CLOSE_BAD_REQUEST);
 		return 0;
 	}
-	if (lws_is_first_fragment(c->wsi))
-		c->rx_len = 0;
 	if (c->rx_len + len > max) {
 		conn_close_later(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 				 "message too large", CLOSE_BAD_REQUEST);
@@ -529,7 +865,7 @@ static int conn_receive(struct conn *c, const char *in, size_t len)
 
 	if (!lws_is_final_fragment(c->wsi) || lws_remaining_packet_payload(c->wsi))
 		return 0;
-	rc = conn_handle_message(c, c->rx, c->rx_len);
+	rc = conn_handle_message(c, c->rx, c->rx_len, c->rx_binary);
 	c->rx_len = 0;
 	/* Small buffers are kept; a large one is given back at once. */
 	if (max > 65536) {
@@ -541,6 +877,29 @@ static int conn_receive(struct conn *c, const char *in, size_t len)
 
 /* ---- replay and writing ---- */
 
+/*
+ * Sends a gap with reason retention when retention deleted signals after
+ * the cursor while the subscription replayed, and moves the cursor past
+ * them. first_read is the first seq the chunk read, 0 when it read none;
+ * head is the committed head taken before the read. Seq values are
+ * consecutive, commits happen in seq order and a failed commit consumes
+ * none, so a seq missing below one the read saw, or at or below head, can
+ * only be a deleted one.
+ */
+static void replay_check_gap(struct conn *c, struct sub *sub,
+			     uint64_t first_read, uint64_t head)
+{
+	uint64_t missing_to = first_read ? first_read - 1 : head;
+
+	if (missing_to <= sub->cursor)
+		return;
+	log_info("connection %" PRIu64 ": subscription %s lost seq %" PRIu64
+		 " to %" PRIu64 " to retention during replay",
+		 c->id, sub->id, sub->cursor + 1, missing_to);
+	send_gap(c, sub->id, sub->cursor + 1, missing_to, "retention");
+	sub->cursor = missing_to;
+}
+
 /* Reads replay chunks for the first replaying subscription until the queue
  * holds enough to write or the scan budget is spent. Returns 1 while any
  * subscription still replays. */
@@ -548,7 +907,8 @@ static int conn_replay_step(struct conn *c)
 {
 	struct server *srv = c->srv;
 	size_t chunk = srv->cfg.replay_chunk_signals;
-	size_t room_mark = c->q.limit / 2;
+	size_t room_mark = c->q.limit / 2 < REPLAY_QUEUE_MARK ? c->q.limit / 2
+							       : REPLAY_QUEUE_MARK;
 	struct sub *sub = NULL;
 
 	for (struct sub *s = c->subs; s; s = s->next)
@@ -559,17 +919,24 @@ static int conn_replay_step(struct conn *c)
 	if (!sub)
 		return 0;
 
+	c->replay_starved = 0;
 	for (int round = 0; round < REPLAY_CHUNKS_PER_WRITE; round++) {
+		uint64_t head;
 		size_t n = 0, i;
 
-		if (c->q.bytes >= room_mark || c->closing)
+		if (!replay_pass_budget)
+			c->replay_starved = 1;
+		if (c->q.bytes >= room_mark || c->closing || c->replay_starved)
 			return 1;
+		head = st_head_seq(srv->st);
 		if (st_read_after(srv->st, sub->cursor, srv->replay_buf, chunk,
 				  &n) != ST_OK) {
 			log_error("connection %" PRIu64 ": replay read after seq %" PRIu64
 				  " failed; retrying", c->id, sub->cursor);
 			return 1;
 		}
+		replay_check_gap(c, sub, n ? srv->replay_buf[0].seq : 0, head);
+		replay_pass_budget -= n < replay_pass_budget ? n : replay_pass_budget;
 		for (i = 0; i < n && c->q.bytes < c->q.limit * 3 / 4; i++) {
 			const struct sg_signal *s = &srv->replay_buf[i];
 			struct sbuf *body;
@@ -578,7 +945,7 @@ static int conn_replay_step(struct conn *c)
 			if (s->observed_us < sub->min_observed_us ||
 			    !mt_filter_match(sub->filter, s))
 				continue;
-			body = encode_signal(s);
+			body = encode_signal(s, c->binary);
 			if (!body)
 				continue;
 			if (!sub_push(sub, body))
@@ -586,10 +953,13 @@ static int conn_replay_step(struct conn *c)
 			sbuf_unref(body);
 		}
 		if (i == n && n < chunk) {
-			uint64_t head = st_head_seq(srv->st);
+			/* The read saw every published seq (see the file top);
+			 * the committed head may be further and must not be
+			 * skipped. */
+			uint64_t published = slog_published_head(srv->slog);
 
-			if (sub->cursor < head)
-				sub->cursor = head;
+			if (sub->cursor < published)
+				sub->cursor = published;
 			sub->state = SUB_LIVE;
 			conn_send_json(c, json_pack("{s:s, s:s, s:I}", "type",
 						    "replay_done", "sub", sub->id,
@@ -632,15 +1002,22 @@ static int conn_writable(struct conn *c)
 		lws_callback_on_writable(c->wsi);
 		return 0;
 	}
-	len = outq_take_frame(&c->q, buf, SERVER_FRAME_MAX);
+	len = outq_take_frame(&c->q, buf, SERVER_FRAME_MAX, !c->binary);
 	if (!len && c->q.first) {
 		/* Cannot happen with max_message_bytes below the frame size,
 		 * but a message that never fits must not wedge the queue. */
 		return conn_close_soon(c, 1011, "message larger than the frame buffer",
 				      CLOSE_LIMIT);
 	}
-	if (len && lws_write(c->wsi, (unsigned char *)buf, len, LWS_WRITE_TEXT) < (int)len)
+	if (len && lws_write(c->wsi, (unsigned char *)buf, len,
+			     c->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < (int)len)
 		return -1;
+	if (c->replay_starved && !c->q.first) {
+		/* Nothing to write until a later pass has budget for it. */
+		if (lws_dll2_is_detached(&c->replay_wait))
+			lws_dll2_add_tail(&c->replay_wait, &replay_waiters);
+		return 0;
+	}
 	if (c->q.first || replaying)
 		lws_callback_on_writable(c->wsi);
 	return 0;
@@ -648,9 +1025,10 @@ static int conn_writable(struct conn *c)
 
 /* ---- fan-out ---- */
 
+/* One signal being fanned out; each body is encoded on first use. */
 struct publish_ctx {
 	const struct sg_signal *sig;
-	struct sbuf *body;
+	struct sbuf *body[2];           /* JSON, MessagePack */
 };
 
 static void publish_to_sub(void *owner, void *ctxp)
@@ -662,12 +1040,12 @@ static void publish_to_sub(void *owner, void *ctxp)
 	if (c->closing || sub->state != SUB_LIVE || ctx->sig->seq <= sub->cursor)
 		return;
 	sub->cursor = ctx->sig->seq;
-	if (!ctx->body) {
-		ctx->body = encode_signal(ctx->sig);
-		if (!ctx->body)
+	if (!ctx->body[c->binary]) {
+		ctx->body[c->binary] = encode_signal(ctx->sig, c->binary);
+		if (!ctx->body[c->binary])
 			return;
 	}
-	if (!sub_push(sub, ctx->body))
+	if (!sub_push(sub, ctx->body[c->binary]))
 		lws_callback_on_writable(c->wsi);
 }
 
@@ -676,10 +1054,11 @@ void stream_publish(const struct sg_signal *sigs, size_t n, void *ctxp)
 	struct server *srv = ctxp;
 
 	for (size_t i = 0; i < n; i++) {
-		struct publish_ctx ctx = { &sigs[i], NULL };
+		struct publish_ctx ctx = { &sigs[i], { NULL, NULL } };
 
 		mt_index_match(srv->subs, &sigs[i], publish_to_sub, &ctx);
-		sbuf_unref(ctx.body);
+		sbuf_unref(ctx.body[0]);
+		sbuf_unref(ctx.body[1]);
 	}
 }
 
@@ -694,6 +1073,7 @@ static void conn_tick(struct conn *c, int64_t now)
 		return;
 	if (idle > (int64_t)srv->cfg.idle_timeout_s * 1000000) {
 		srv->counters.closes[CLOSE_IDLE]++;
+		c->close_counted = 1;
 		c->closing = 1;
 		log_info("dropping connection %" PRIu64 " (key %s): silent for %" PRId64 " s",
 			 c->id, c->key_id[0] ? c->key_id : "-", idle / 1000000);
@@ -745,6 +1125,36 @@ void stream_start_tick(struct server *srv)
 	lws_sul_schedule(srv->ctx, 0, &srv->tick, stream_tick, TICK_US);
 }
 
+void stream_pass_begin(struct server *srv)
+{
+	size_t wake = REPLAY_SIGNALS_PER_PASS / srv->cfg.replay_chunk_signals + 1;
+
+	replay_pass_budget = REPLAY_SIGNALS_PER_PASS;
+	while (wake-- && replay_waiters.head) {
+		struct conn *c = lws_container_of(replay_waiters.head, struct conn,
+						  replay_wait);
+
+		lws_dll2_remove(&c->replay_wait);
+		c->replay_starved = 0;
+		lws_callback_on_writable(c->wsi);
+	}
+}
+
+void stream_apply_config(struct server *srv)
+{
+	int64_t now = sg_now_us();
+
+	lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&srv->conns)) {
+		struct conn *c = lws_container_of(d, struct conn, node);
+
+		c->q.limit = srv->cfg.outbound_queue_bytes;
+		/* A shorter idle_timeout_s must not drop a connection that was
+		 * never pinged under the old ping_interval_s: its silence
+		 * counts from the reload. */
+		c->last_rx_us = now;
+	} lws_end_foreach_dll(d);
+}
+
 void stream_shutdown(struct server *srv)
 {
 	srv->shutting_down = 1;
@@ -775,6 +1185,7 @@ static int conn_established(struct conn *c, struct lws *wsi)
 	memset(c, 0, sizeof(*c));
 	c->wsi = wsi;
 	c->srv = srv;
+	c->binary = !strcmp(lws_get_protocol(wsi)->name, STREAM_PROTOCOL_MSGPACK);
 	c->id = ++srv->next_conn_id;
 	c->connected_us = c->last_rx_us = sg_now_us();
 	outq_init(&c->q, srv->cfg.outbound_queue_bytes);
@@ -821,8 +1232,18 @@ static void conn_closed(struct conn *c)
 	outq_clear(&c->q);
 	free(c->rx);
 	free(c->tenant_domains);
+	if (c->key_counted)
+		key_count_release(c->key_id);
 	lws_dll2_remove(&c->node);
+	if (!lws_dll2_is_detached(&c->replay_wait))
+		lws_dll2_remove(&c->replay_wait);
 	srv->counters.ws_connections--;
+	/* A peer that vanished without a close frame counts as a peer close. */
+	if (!c->close_counted) {
+		srv->counters.closes[CLOSE_PEER]++;
+		log_info("connection %" PRIu64 " (key %s) lost: the peer went away without a close frame",
+			 c->id, c->key_id[0] ? c->key_id : "-");
+	}
 	log_debug("connection %" PRIu64 " closed", c->id);
 	c->srv = NULL;
 }
@@ -852,7 +1273,12 @@ int stream_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return conn_writable(c);
 
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		c->srv->counters.closes[CLOSE_PEER]++;
+		if (!c->close_counted) {
+			c->close_counted = 1;
+			c->srv->counters.closes[CLOSE_PEER]++;
+			log_info("connection %" PRIu64 " (key %s) closed by the peer", c->id,
+				 c->key_id[0] ? c->key_id : "-");
+		}
 		return 0;
 
 	case LWS_CALLBACK_CLOSED:

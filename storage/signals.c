@@ -47,6 +47,7 @@ struct st_append_ctx {
 	size_t n;
 	uint64_t next_seq;      /* next_seq after the batch, once committed */
 	msgpack_sbuffer buf;    /* reused for each packed signal */
+	bool *tagged;           /* campaign_id is the store's, not the sensor's */
 };
 
 /* Puts one signal and both of its index entries. */
@@ -98,12 +99,23 @@ static int st_append_body(st_store *st, MDB_txn *txn, void *ctx)
 	if (ac->n > UINT64_MAX - next_seq)
 		return ST_ERR_CORRUPT;
 
+	/* Campaigns and counters change in this transaction too, so they
+	 * always agree with the stored signals. A body that runs again after
+	 * the map grew starts from the sensor's campaign_id values. */
 	for (size_t i = 0; i < ac->n; i++) {
 		ac->sigs[i].seq = next_seq + i;
-		status = st_put_signal(st, txn, &ac->sigs[i], &ac->buf);
+		if (ac->tagged[i])
+			ac->sigs[i].campaign_id[0] = '\0';
+		ac->tagged[i] = ac->sigs[i].campaign_id[0] == '\0';
+		status = st__campaign_assign(st, txn, &ac->sigs[i]);
+		if (status == ST_OK)
+			status = st_put_signal(st, txn, &ac->sigs[i], &ac->buf);
 		if (status != ST_OK)
 			return status;
 	}
+	status = st__agg_record(st, txn, ac->sigs, ac->n);
+	if (status != ST_OK)
+		return status;
 
 	/* In the same transaction, so a committed seq is never handed out again. */
 	status = st__meta_set_next_seq(st, txn, next_seq + ac->n);
@@ -120,13 +132,16 @@ static int st_append_body(st_store *st, MDB_txn *txn, void *ctx)
 
 int st_append(st_store *st, struct sg_signal *sigs, size_t n)
 {
-	struct st_append_ctx ac = { sigs, n, 0, { 0 } };
+	struct st_append_ctx ac = { sigs, n, 0, { 0 }, NULL };
 	int status;
 
 	if (!st || (!sigs && n > 0))
 		return ST_ERR_INVALID;
 	if (n == 0)
 		return ST_OK;
+	ac.tagged = calloc(n, sizeof *ac.tagged);
+	if (!ac.tagged)
+		return ST_ERR_IO;
 
 	msgpack_sbuffer_init(&ac.buf);
 	status = st__write(st, ST_ROOM_APPEND, st_append_body, &ac);
@@ -135,9 +150,13 @@ int st_append(st_store *st, struct sg_signal *sigs, size_t n)
 	if (status == ST_OK) {
 		st_head_raise(st, ac.next_seq - 1);
 	} else {
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
 			sigs[i].seq = 0;
+			if (ac.tagged[i])
+				sigs[i].campaign_id[0] = '\0';
+		}
 	}
+	free(ac.tagged);
 	return status;
 }
 
@@ -530,6 +549,11 @@ static int st_delete_signal(st_store *st, MDB_txn *txn, uint64_t seq)
 	 */
 	decoded = st__signal_decode(&val, seq, &s) == ST_OK;
 	if (decoded) {
+		/* NOTE: a value that does not decode leaves no mark, so counts
+		 * from the aggregates may still include that one signal. */
+		status = st__agg_note_deleted(st, txn, s.observed_us);
+		if (status != ST_OK)
+			return status;
 		st__time_key(time_key, s.observed_us, seq);
 		rc = mdb_del(txn, st->dbi_by_time, &tkey, NULL);
 		if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)

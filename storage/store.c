@@ -202,6 +202,25 @@ int st__write(st_store *st, enum st_room room, st_write_fn body, void *ctx)
 	return status;
 }
 
+int st_sync(st_store *st)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&st->map_lock);
+	rc = mdb_env_sync(st->env, 1);
+	pthread_rwlock_unlock(&st->map_lock);
+	return rc == MDB_SUCCESS ? ST_OK : ST_ERR_IO;
+}
+
+int st_reader_check(st_store *st, int *cleared)
+{
+	int rc;
+
+	*cleared = 0;
+	rc = mdb_reader_check(st->env, cleared);
+	return rc == MDB_SUCCESS ? ST_OK : ST_ERR_IO;
+}
+
 uint64_t st_map_size(st_store *st)
 {
 	MDB_envinfo info;
@@ -306,6 +325,11 @@ static int st_dbi_open_all(st_store *st, MDB_txn *txn)
 		{ "by_recv", offsetof(st_store, dbi_by_recv) },
 		{ "keys", offsetof(st_store, dbi_keys) },
 		{ "key_hash", offsetof(st_store, dbi_key_hash) },
+		{ "stats", offsetof(st_store, dbi_stats) },
+		{ "sensors", offsetof(st_store, dbi_sensors) },
+		{ "campaigns", offsetof(st_store, dbi_campaigns) },
+		{ "camp_keys", offsetof(st_store, dbi_camp_keys) },
+		{ "camp_last", offsetof(st_store, dbi_camp_last) },
 	};
 
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
@@ -467,6 +491,19 @@ static uint64_t st_map_reserve(uint64_t max)
 	return reserve;
 }
 
+/* Maps an st_durability to LMDB environment flags; unknown means full. */
+static unsigned st_durability_flags(unsigned durability)
+{
+	switch (durability) {
+	case ST_DURABILITY_NOMETASYNC:
+		return MDB_NOMETASYNC;
+	case ST_DURABILITY_NOSYNC:
+		return MDB_NOSYNC;
+	default:
+		return 0;
+	}
+}
+
 /* Creates the environment and opens it on dir. Returns an LMDB code. */
 static int st_env_open(st_store *st, const char *dir,
 		       const struct st_options *o)
@@ -482,7 +519,8 @@ static int st_env_open(st_store *st, const char *dir,
 	if (rc == MDB_SUCCESS)
 		rc = mdb_env_set_mapsize(st->env, (size_t)o->map_size_initial);
 	if (rc == MDB_SUCCESS)
-		rc = mdb_env_open(st->env, dir, MDB_NOTLS, 0600);
+		rc = mdb_env_open(st->env, dir, MDB_NOTLS | st_durability_flags(o->durability),
+				  0600);
 
 	/* Free reader slots that killed processes left behind. */
 	if (rc == MDB_SUCCESS)
@@ -523,6 +561,7 @@ int st_open(const char *dir, const struct st_options *opt, st_store **out,
 		return ST_ERR_IO;
 	}
 	st->map_size_max = o.map_size_max;
+	st__analytics_defaults(st);
 	st->map_size_append = o.map_size_max - st_map_reserve(o.map_size_max);
 	if (o.map_size_initial > st->map_size_append)
 		o.map_size_initial = st->map_size_append;

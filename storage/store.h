@@ -16,6 +16,13 @@
  *   by_recv   received_us (same encoding) + seq -> ""
  *   keys      key id -> MessagePack map of struct st_key
  *   key_hash  SHA-256 of the secret (32 bytes) -> key id
+ *   stats     counter key -> MessagePack unsigned integer (aggregates.c
+ *             describes the key layout)
+ *   sensors   sensor id -> MessagePack integer: last received_us
+ *   campaigns campaign id (u64 big endian) -> MessagePack map
+ *   camp_keys domain "\0" infrastructure -> MessagePack array of the
+ *             newest campaign ids of that pair (campaigns.c)
+ *   camp_last last_seen (time key) + campaign id -> ""
  */
 #ifndef CANARY_STORE_H
 #define CANARY_STORE_H
@@ -55,6 +62,26 @@ struct st_options {
 	uint64_t map_size_max;      /* bytes; the map grows up to this;
 				       0 means 16 GiB */
 	unsigned max_readers;       /* 0 means 512 */
+	unsigned durability;        /* enum st_durability; 0 is full */
+};
+
+/*
+ * When a commit reaches the disk. A commit is always written to the file
+ * before st_append returns, so a crash of this process alone loses
+ * nothing in any mode. The modes differ on an operating system crash or
+ * a power loss.
+ */
+enum st_durability {
+	/* fsync at every commit: a committed batch survives anything. */
+	ST_DURABILITY_FULL = 0,
+	/* LMDB's MDB_NOMETASYNC: data pages are synced at every commit, the
+	 * meta page only at the next one, so a system crash may undo the
+	 * last committed transaction. */
+	ST_DURABILITY_NOMETASYNC = 1,
+	/* LMDB's MDB_NOSYNC: nothing is synced until st_sync. A system crash
+	 * may lose every commit since then, and LMDB does not promise that
+	 * the file is intact afterwards. */
+	ST_DURABILITY_NOSYNC = 2
 };
 
 /*
@@ -79,6 +106,21 @@ uint64_t st_head_seq(const st_store *st);
  * the store cannot be read (0 is never a seq).
  */
 uint64_t st_oldest_seq(st_store *st);
+
+/*
+ * Flushes every commit to the disk (mdb_env_sync with force). Needed only
+ * with ST_DURABILITY_NOMETASYNC or NOSYNC. Returns ST_OK or ST_ERR_IO.
+ */
+int st_sync(st_store *st);
+
+/*
+ * Frees the reader slots of processes that died with a read transaction
+ * open (mdb_reader_check). Such a slot pins every page freed after its
+ * transaction began until it is cleared, and LMDB resets the reader table
+ * only when no process has the environment open. Sets *cleared to the
+ * number of slots freed. Returns ST_OK or ST_ERR_IO.
+ */
+int st_reader_check(st_store *st, int *cleared);
 
 /* Current map size in bytes: what the data file may fill before it grows. */
 uint64_t st_map_size(st_store *st);
@@ -138,6 +180,159 @@ int st_scan_time_desc(st_store *st, const struct st_time_pos *start,
  */
 int st_delete_received_before(st_store *st, int64_t cutoff_us,
 			      size_t max_delete, size_t *deleted);
+
+/* ---- analytics: stats aggregates, sensors and campaigns ---- */
+
+/*
+ * Settings of the aggregates and campaigns. Defaults: campaign idle gap
+ * 6 hours, minute counters kept 30 days, hour and day counters and
+ * campaigns kept 90 days. Safe to call from any thread at any time;
+ * later appends and prunes use the new values.
+ */
+struct st_analytics_settings {
+	int64_t campaign_idle_gap_us;   /* longest pause inside a campaign */
+	int64_t minute_keep_us;         /* age after which minute counters go */
+	int64_t stats_keep_us;          /* age after which hour and day
+					   counters and campaigns go */
+};
+void st_analytics_configure(st_store *st,
+			    const struct st_analytics_settings *s);
+
+/* Counter dimensions. ST_DIM_DOMAIN exists only in the global counters. */
+enum st_dim {
+	ST_DIM_TOTAL = 0,
+	ST_DIM_EVENT_TYPE,
+	ST_DIM_CONFIDENCE,
+	ST_DIM_STAGE,
+	ST_DIM_PROXY_TYPE,
+	ST_DIM_REGION,
+	ST_DIM_ACTION,
+	ST_DIM_DOMAIN,
+	ST_DIM_COUNT
+};
+
+/* Trend steps. */
+enum st_level { ST_LEVEL_MINUTE, ST_LEVEL_HOUR, ST_LEVEL_DAY, ST_LEVEL_COUNT };
+
+/* Length of one step of a level in microseconds. */
+int64_t st_level_us(enum st_level level);
+
+/*
+ * A stats query over observed times [since_us, until_us). since_us is
+ * rounded down to its minute, or to its hour when minute counters of
+ * that time were already pruned; until_us is rounded up to its minute.
+ * domains: NULL for every domain, else ndomains exact names (a tenant's
+ * list) whose counters alone are summed.
+ */
+struct st_stats_query {
+	int64_t since_us;
+	int64_t until_us;
+	const char *const *domains;
+	size_t ndomains;
+	enum st_level trend_level;
+	size_t trend_max;               /* most trend points; more is
+					   ST_ERR_INVALID */
+};
+
+struct st_stats_group {
+	enum st_dim dim;
+	char value[SG_DOMAIN_MAX + 1];
+	uint64_t count;
+};
+
+struct st_trend_point {
+	int64_t bucket_us;              /* start of the step */
+	uint64_t count;
+};
+
+/* Result of st_stats_read; release with st_stats_free. */
+struct st_stats {
+	uint64_t total;
+	struct st_stats_group *groups;  /* only values that occur, any order */
+	size_t ngroups;
+	struct st_trend_point *trend;   /* every step from since to until,
+					   zeros included; sums to total */
+	size_t ntrend;
+};
+
+/*
+ * Reads totals, groups and trend from the counters. Its cost grows with
+ * the number of distinct values in the window's buckets (at most about
+ * 60 minute, 46 hour and a few day buckets plus the trend steps), never
+ * with the number of signals. Returns ST_OK with *out filled, or an
+ * error with *out empty.
+ */
+int st_stats_read(st_store *st, const struct st_stats_query *q,
+		  struct st_stats *out);
+void st_stats_free(struct st_stats *s);
+
+/*
+ * Counts signals observed at or after since_us (rounded up to the next
+ * minute boundary: the caller counts the part before it) whose domain
+ * is one of domains (exact names or "*.suffix" patterns; ndomains 0 for
+ * all) and, unless dim is ST_DIM_TOTAL, whose dim value is one of
+ * values. Sets *exact to false, and *count to 0, when the counters
+ * cannot give the exact number of stored signals: retention already
+ * deleted a signal observed in the window, or its minute counters were
+ * pruned. Then the caller must count by scanning.
+ */
+struct st_count_query {
+	int64_t since_us;
+	const char *const *domains;
+	size_t ndomains;
+	enum st_dim dim;
+	const char *const *values;
+	size_t nvalues;
+};
+int st_stats_count(st_store *st, const struct st_count_query *q,
+		   uint64_t *count, bool *exact);
+
+/* Counts sensors (the signal field `sensor`) whose last signal was
+ * received at or after since_us. */
+int st_sensors_active(st_store *st, int64_t since_us, uint64_t *count);
+
+/*
+ * Deletes counters, campaigns and sensor entries older than the settings
+ * keep, at most max_delete entries in one write transaction. *more is
+ * set when entries past their age remain. Returns an st_status.
+ */
+int st_analytics_prune(st_store *st, int64_t now_us, size_t max_delete,
+		       bool *more);
+
+#define ST_CAMPAIGN_REGIONS_MAX 256
+
+/*
+ * A campaign: signals of one domain from one attacker infrastructure
+ * (infra_id, else proxy_type and source_region) with no pause between
+ * observed times longer than the idle gap. Its id is "camp_<id>", where
+ * id is the seq of the signal that started it, and never changes.
+ */
+struct st_campaign {
+	uint64_t id;
+	char domain[SG_DOMAIN_MAX + 1];
+	int64_t first_us, last_us;      /* observed times */
+	uint64_t signal_count;
+	uint32_t event_types;           /* bit 1 << enum sg_event_type */
+	uint32_t stages;                /* bit 1 << enum sg_stage */
+	uint32_t proxy_types;           /* bit 1 << enum sg_proxy_type */
+	uint8_t max_confidence;         /* enum sg_confidence */
+	size_t nregions;
+	char regions[ST_CAMPAIGN_REGIONS_MAX][3];
+};
+
+/*
+ * Visits campaigns whose last_seen is at or after since_us and whose id
+ * is below before_id, in descending id order (newest first), one read
+ * transaction per chunk and visit called outside any transaction. visit
+ * returns 0 to go on, 1 to stop. Cost grows with the number of campaigns
+ * seen in the window.
+ */
+typedef int (*st_campaign_visit_fn)(const struct st_campaign *c, void *ctx);
+int st_campaign_scan(st_store *st, int64_t since_us, uint64_t before_id,
+		     st_campaign_visit_fn visit, void *ctx);
+
+/* Reads one campaign. ST_ERR_NOT_FOUND when there is none. */
+int st_campaign_get(st_store *st, uint64_t id, struct st_campaign *out);
 
 /* ---- API keys ---- */
 

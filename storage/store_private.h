@@ -38,6 +38,16 @@ struct st_store {
 	MDB_dbi dbi_by_recv;
 	MDB_dbi dbi_keys;
 	MDB_dbi dbi_key_hash;
+	MDB_dbi dbi_stats;          /* aggregates.c */
+	MDB_dbi dbi_sensors;
+	MDB_dbi dbi_campaigns;      /* campaigns.c */
+	MDB_dbi dbi_camp_keys;
+	MDB_dbi dbi_camp_last;
+
+	/* Analytics settings, see st_analytics_configure. */
+	_Atomic int64_t campaign_idle_gap_us;
+	_Atomic int64_t minute_keep_us;
+	_Atomic int64_t stats_keep_us;
 
 	/* Held shared by every open transaction, exclusive to resize. */
 	pthread_rwlock_t map_lock;
@@ -121,6 +131,40 @@ int st__signal_encode(const struct sg_signal *s, msgpack_sbuffer *buf);
 
 /* Decodes a stored signal; seq comes from its key. ST_OK or ST_ERR_CORRUPT. */
 int st__signal_decode(const MDB_val *v, uint64_t seq, struct sg_signal *out);
+
+/* ---- analytics, written inside st_append's transaction ---- */
+
+/* Sets the analytics settings to their defaults (aggregates.c). */
+void st__analytics_defaults(st_store *st);
+
+/*
+ * Puts s into a campaign (campaigns.c): joins one of the recent campaigns
+ * of its domain and attacker infrastructure or starts one with id s->seq.
+ * Fills s->campaign_id when it is empty. Returns an st_status.
+ */
+int st__campaign_assign(st_store *st, MDB_txn *txn, struct sg_signal *s);
+
+/*
+ * Adds the batch to the stats counters and the sensors' last-seen times
+ * (aggregates.c). Returns an st_status.
+ */
+int st__agg_record(st_store *st, MDB_txn *txn, const struct sg_signal *sigs,
+		   size_t n);
+
+/*
+ * Raises meta "deleted_observed_max" to observed_us: the newest observed
+ * time of any signal that retention deleted. Counts from the aggregates
+ * are exact only for windows that start after it.
+ */
+int st__agg_note_deleted(st_store *st, MDB_txn *txn, int64_t observed_us);
+
+/*
+ * Deletes campaigns whose last_seen is before cutoff_us, at most
+ * max_delete of them, adding the count to *deleted and setting *more
+ * when older ones remain (campaigns.c).
+ */
+int st__campaign_prune(st_store *st, MDB_txn *txn, int64_t cutoff_us,
+		       size_t max_delete, size_t *deleted, bool *more);
 
 /* ---- key layout: big endian, so byte order equals numeric order ---- */
 

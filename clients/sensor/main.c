@@ -21,6 +21,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <msgpack.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -58,6 +59,7 @@ struct sensor_options {
 	bool replay;
 	double speed;
 	long batch;
+	bool msgpack_body;      /* --body msgpack */
 	char **inputs;          /* "-" is standard input */
 	int n_inputs;
 };
@@ -150,6 +152,8 @@ static void sensor_usage(FILE *out)
 "  --follow              keep reading files as they grow, across truncation\n"
 "                        and rotation, until SIGINT or SIGTERM\n"
 "  --batch N             signals per POST, 1-%d (default %d)\n"
+"  --body json|msgpack   POST body format: a JSON array (default) or a\n"
+"                        MessagePack array of maps (application/msgpack)\n"
 "  --cacert FILE         PEM CA bundle for https:// instead of the system one\n"
 "  --hmac-key-file FILE  secret for infra_id, hex; created with a random key\n"
 "                        when missing. Without it, a key is generated for\n"
@@ -179,6 +183,7 @@ static int sensor_parse_options(int argc, char **argv, struct sensor_options *o)
 		{ "speed", required_argument, NULL, 's' },
 		{ "hmac-key-file", required_argument, NULL, 'H' },
 		{ "data-dir", required_argument, NULL, 'D' },
+		{ "body", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -202,6 +207,14 @@ static int sensor_parse_options(int argc, char **argv, struct sensor_options *o)
 		case 'r': o->replay = true; break;
 		case 'H': o->hmac_key_file = optarg; break;
 		case 'D': o->data_dir = optarg; break;
+		case 'B':
+			if (strcmp(optarg, "json") && strcmp(optarg, "msgpack")) {
+				fprintf(stderr, "canary-sensor: --body %s: expected json or msgpack\n",
+					optarg);
+				return -1;
+			}
+			o->msgpack_body = !strcmp(optarg, "msgpack");
+			break;
 		case 'b':
 			errno = 0;
 			o->batch = strtol(optarg, &end, 10);
@@ -482,17 +495,63 @@ static size_t sensor_drop_rejected(struct sensor *s, struct sensor_item *items,
 	return kept;
 }
 
-static char *sensor_build_body(const struct sensor_item *items, size_t n)
+/* Packs one mapped signal (an object of strings and booleans) as a map. */
+static int sensor_pack_signal(msgpack_packer *pk, const json_t *signal)
 {
-	json_t *array = json_array();
+	const char *key = NULL;
+	json_t *value = NULL;
+
+	msgpack_pack_map(pk, json_object_size(signal));
+	json_object_foreach((json_t *)signal, key, value) {
+		msgpack_pack_str_with_body(pk, key, strlen(key));
+		if (json_is_string(value))
+			msgpack_pack_str_with_body(pk, json_string_value(value),
+						   json_string_length(value));
+		else if (json_is_boolean(value))
+			json_is_true(value) ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+		else if (json_is_integer(value))
+			msgpack_pack_int64(pk, json_integer_value(value));
+		else
+			return -1;
+	}
+	return 0;
+}
+
+/* Returns the POST body of items[0..n) (malloc'd, *len bytes), a JSON
+ * array or a MessagePack array of maps, or NULL when out of memory. */
+static char *sensor_build_body(const struct sensor_item *items, size_t n,
+			       bool msgpack, size_t *len)
+{
+	json_t *array = NULL;
 	char *body = NULL;
 
+	if (msgpack) {
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		int rc = 0;
+
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_array(&pk, n);
+		for (size_t i = 0; i < n && !rc; i++)
+			rc = sensor_pack_signal(&pk, items[i].signal);
+		if (!rc && sb.data) {
+			body = sb.data;         /* the sbuffer's malloc'd data */
+			*len = sb.size;
+		} else {
+			msgpack_sbuffer_destroy(&sb);
+		}
+		return body;
+	}
+	array = json_array();
 	if (!array)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		json_array_append(array, items[i].signal);
 	body = json_dumps(array, JSON_COMPACT);
 	json_decref(array);
+	if (body)
+		*len = strlen(body);
 	return body;
 }
 
@@ -506,7 +565,8 @@ static int sensor_post_items(struct sensor *s, struct sensor_item *items,
 	while (n > 0) {
 		struct ps_result res;
 		enum ps_status st;
-		char *body = sensor_build_body(items, n);
+		size_t body_len = 0;
+		char *body = sensor_build_body(items, n, s->opt.msgpack_body, &body_len);
 		char where[512];
 
 		if (!body) {
@@ -514,7 +574,7 @@ static int sensor_post_items(struct sensor *s, struct sensor_item *items,
 			s->exit_code = SENSOR_EXIT_FAILURE;
 			return -1;
 		}
-		st = ps_post(s->poster, body, strlen(body), &res);
+		st = ps_post(s->poster, body, body_len, &res);
 		free(body);
 
 		switch (st) {
@@ -832,7 +892,7 @@ int main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	popt = (struct ps_options){
 		.url = s.opt.url, .key = s.opt.key, .cacert = s.opt.cacert,
-		.stop_requests = &sensor_stop_requests,
+		.msgpack = s.opt.msgpack_body, .stop_requests = &sensor_stop_requests,
 	};
 	s.poster = ps_poster_new(&popt, err, sizeof(err));
 	s.items = calloc((size_t)s.opt.batch, sizeof(*s.items));

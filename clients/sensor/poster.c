@@ -107,7 +107,6 @@ static char *ps_join(const char *a, const char *b)
 }
 
 static const char *const ps_fixed_headers[] = {
-	"Content-Type: application/json",
 	"Accept: application/json, application/problem+json",
 	/* Without this, curl waits for "100 Continue" before large bodies. */
 	"Expect:",
@@ -150,7 +149,9 @@ struct ps_poster *ps_poster_new(const struct ps_options *opt, char *err,
 		goto nomem;
 
 	p->headers = curl_slist_append(NULL, p->auth_header);
-	if (!p->headers)
+	if (!p->headers ||
+	    !curl_slist_append(p->headers, opt->msgpack ? "Content-Type: application/msgpack"
+							: "Content-Type: application/json"))
 		goto nomem;
 	for (size_t i = 0; i < sizeof(ps_fixed_headers) / sizeof(ps_fixed_headers[0]); i++) {
 		if (!curl_slist_append(p->headers, ps_fixed_headers[i]))

@@ -53,6 +53,7 @@ struct ps_options {
 	const char *url;        /* http:// or https:// base URL */
 	const char *key;        /* bearer key */
 	const char *cacert;     /* PEM bundle, or NULL for the system store */
+	bool msgpack;           /* bodies are application/msgpack, not JSON */
 	/* Incremented by the caller's signal handler; the poster stops
 	 * retrying once it reaches 2 (a second SIGINT or SIGTERM). */
 	volatile sig_atomic_t *stop_requests;
@@ -71,7 +72,8 @@ struct ps_poster *ps_poster_new(const struct ps_options *opt, char *err,
 void ps_poster_free(struct ps_poster *p);
 
 /*
- * Posts body (len bytes of a JSON array), retrying transient failures as
+ * Posts body (len bytes of a JSON array, or of a MessagePack array of maps
+ * when the options ask for MessagePack), retrying transient failures as
  * described above, and fills res. Returns the final status.
  */
 enum ps_status ps_post(struct ps_poster *p, const char *body, size_t len,

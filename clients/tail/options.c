@@ -69,7 +69,8 @@ tail_options_print_usage(FILE *out)
 "                       keeps the key out of the process list\n"
 "  --cacert FILE        PEM file of CA certificates for wss:// (default: the\n"
 "                       system CA store); certificates are always verified\n"
-"  --format json        message format (msgpack is not supported yet)\n"
+"  --format F           wire format: json (canary.v1.json, the default) or\n"
+"                       msgpack (canary.v1.msgpack); output is JSON either way\n"
 "\n"
 "Filter (each option may be repeated; values of one option are alternatives):\n"
 "  --domain D           example.com, or *.example.com for its subdomains\n"
@@ -388,14 +389,11 @@ apply_option(int opt, const char *arg, struct tail_options *opts,
 		return 0;
 
 	case OPT_FORMAT:
-		if (!strcmp(arg, "json"))
+		if (!strcmp(arg, "json") || !strcmp(arg, "msgpack")) {
+			opts->msgpack = !strcmp(arg, "msgpack");
 			return 0;
-		/* TODO: implement canary.v1.msgpack (binary frames of MessagePack maps). */
-		if (!strcmp(arg, "msgpack")) {
-			set_error(err, errlen, "--format %s is not supported yet: use --format json", arg);
-			return -1;
 		}
-		set_error(err, errlen, "invalid --format '%.100s': use json", arg);
+		set_error(err, errlen, "invalid --format '%.100s': use json or msgpack", arg);
 		return -1;
 
 	case OPT_CACERT:

@@ -31,6 +31,7 @@ struct tail_options {
 	const char *cursor_file;
 	const char *cacert;
 	json_int_t max_signals;	/* 0 means no limit */
+	int msgpack;		/* --format msgpack: canary.v1.msgpack */
 	int quiet_status;
 };
 

@@ -10,6 +10,7 @@
 #include "stream.h"
 
 #define SUBPROTOCOL_JSON "canary.v1.json"
+#define SUBPROTOCOL_MSGPACK "canary.v1.msgpack"
 
 /* Reconnect delays: full jitter over min(cap, base * 2^attempt). */
 #define BACKOFF_BASE_MS 500
@@ -283,7 +284,7 @@ connect_now(lws_sorted_usec_list_t *sul)
 	info.path = url->path;
 	info.host = url->host_header;
 	info.ssl_connection = url->tls ? LCCSCF_USE_SSL : 0;
-	info.protocol = SUBPROTOCOL_JSON;
+	info.protocol = s->opts->msgpack ? SUBPROTOCOL_MSGPACK : SUBPROTOCOL_JSON;
 	info.local_protocol_name = "canary-tail";
 	info.retry_and_idle_policy = &idle_policy;
 	info.pwsi = &s->wsi;
@@ -453,13 +454,20 @@ callback_tail(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_CLIENT_RECEIVE:
 		if (s->stopping)
 			return 0;
-		if (lws_frame_is_binary(wsi)) {
-			tail_error("the server sent a binary frame on the %s subprotocol", SUBPROTOCOL_JSON);
+		if (!lws_frame_is_binary(wsi) != !s->opts->msgpack) {
+			tail_error("the server sent a %s frame on the %s subprotocol",
+				   s->opts->msgpack ? "text" : "binary",
+				   s->opts->msgpack ? SUBPROTOCOL_MSGPACK : SUBPROTOCOL_JSON);
 			apply_action(s, wsi, TAIL_STREAM_PROTOCOL_ERROR);
 			return 0;
 		}
-		apply_action(s, wsi, tail_stream_receive(&s->stream, in, len,
-							 lws_is_final_fragment(wsi)));
+		if (s->opts->msgpack)
+			apply_action(s, wsi, tail_stream_receive_msgpack(&s->stream, in, len,
+									 lws_is_final_fragment(wsi) &&
+									 !lws_remaining_packet_payload(wsi)));
+		else
+			apply_action(s, wsi, tail_stream_receive(&s->stream, in, len,
+								 lws_is_final_fragment(wsi)));
 		return 0;
 
 	case LWS_CALLBACK_CLIENT_WRITEABLE:

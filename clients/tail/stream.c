@@ -1,7 +1,10 @@
 #include "stream.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <msgpack.h>
 
 #include "status.h"
 
@@ -409,6 +412,125 @@ flush:
 		if (flush_batch(stream) == TAIL_STREAM_OUTPUT_ERROR)
 			action = TAIL_STREAM_OUTPUT_ERROR;
 	}
+	return action;
+}
+
+/* Deepest nesting accepted in a MessagePack message from the server. */
+#define MSGPACK_DEPTH_MAX 32
+
+/*
+ * Returns the JSON value of a MessagePack object from the server, or NULL
+ * when it contains something JSON cannot carry the same way: a non-string or
+ * duplicate map key, invalid UTF-8, an integer past int64, binary data.
+ */
+static json_t *
+json_from_msgpack(const msgpack_object *o, int depth)
+{
+	json_t *out = NULL;
+
+	if (depth > MSGPACK_DEPTH_MAX)
+		return NULL;
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		return json_null();
+	case MSGPACK_OBJECT_BOOLEAN:
+		return json_boolean(o->via.boolean);
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		return o->via.u64 > INT64_MAX ? NULL : json_integer((json_int_t)o->via.u64);
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return json_integer((json_int_t)o->via.i64);
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		return json_real(o->via.f64);
+	case MSGPACK_OBJECT_STR:
+		return json_stringn(o->via.str.ptr, o->via.str.size);
+	case MSGPACK_OBJECT_ARRAY:
+		out = json_array();
+		for (uint32_t i = 0; out && i < o->via.array.size; i++) {
+			json_t *item = json_from_msgpack(&o->via.array.ptr[i], depth + 1);
+
+			if (!item || json_array_append_new(out, item)) {
+				json_decref(out);
+				return NULL;
+			}
+		}
+		return out;
+	case MSGPACK_OBJECT_MAP:
+		out = json_object();
+		for (uint32_t i = 0; out && i < o->via.map.size; i++) {
+			const msgpack_object_kv *kv = &o->via.map.ptr[i];
+			json_t *key = NULL, *val = NULL;
+
+			if (kv->key.type == MSGPACK_OBJECT_STR)
+				key = json_stringn(kv->key.via.str.ptr, kv->key.via.str.size);
+			if (key && strlen(json_string_value(key)) == json_string_length(key) &&
+			    !json_object_get(out, json_string_value(key)))
+				val = json_from_msgpack(&kv->val, depth + 1);
+			if (!val || json_object_set_new(out, json_string_value(key), val)) {
+				json_decref(key);
+				json_decref(out);
+				return NULL;
+			}
+			json_decref(key);
+		}
+		return out;
+	default:
+		return NULL;
+	}
+}
+
+/* Handles every map of one complete binary message. */
+static enum tail_stream_action
+handle_msgpack_message(struct tail_stream *stream, const char *data, size_t len)
+{
+	enum tail_stream_action action = TAIL_STREAM_CONTINUE;
+	msgpack_unpacked result;
+	size_t off = 0;
+
+	msgpack_unpacked_init(&result);
+	while (off < len && (action == TAIL_STREAM_CONTINUE ||
+			     action == TAIL_STREAM_SEND_SUBSCRIBE)) {
+		enum tail_stream_action step;
+		json_t *msg = NULL;
+
+		if (msgpack_unpack_next(&result, data, len, &off) != MSGPACK_UNPACK_SUCCESS) {
+			tail_error("the server sent a binary message that is not whole MessagePack maps");
+			action = TAIL_STREAM_PROTOCOL_ERROR;
+			break;
+		}
+		msg = json_from_msgpack(&result.data, 0);
+		if (!json_is_object(msg)) {
+			tail_error("the server sent a MessagePack value that is not a map with unique string keys");
+			json_decref(msg);
+			action = TAIL_STREAM_PROTOCOL_ERROR;
+			break;
+		}
+		step = handle_message(stream, msg);
+		json_decref(msg);
+		if (step != TAIL_STREAM_CONTINUE)
+			action = step;
+	}
+	msgpack_unpacked_destroy(&result);
+	return action;
+}
+
+enum tail_stream_action
+tail_stream_receive_msgpack(struct tail_stream *stream, const char *data,
+			    size_t len, int final)
+{
+	enum tail_stream_action action = TAIL_STREAM_CONTINUE;
+
+	if (append_partial(stream, data, len)) {
+		tail_error("the server sent a message over %d bytes, the most canary-tail accepts",
+			   TAIL_MESSAGE_MAX);
+		return TAIL_STREAM_PROTOCOL_ERROR;
+	}
+	if (!final)
+		return TAIL_STREAM_CONTINUE;
+	action = handle_msgpack_message(stream, stream->line, stream->line_len);
+	stream->line_len = 0;
+	if (flush_batch(stream) == TAIL_STREAM_OUTPUT_ERROR)
+		action = TAIL_STREAM_OUTPUT_ERROR;
 	return action;
 }
 

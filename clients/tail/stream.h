@@ -76,6 +76,15 @@ enum tail_stream_action tail_stream_receive(struct tail_stream *stream,
 					    int final);
 
 /*
+ * Feed one received piece of a binary canary.v1.msgpack message: MessagePack
+ * maps back to back, with the same meaning as the JSON messages. Pieces are
+ * collected until final, then every map is handled and output is flushed.
+ */
+enum tail_stream_action tail_stream_receive_msgpack(struct tail_stream *stream,
+						    const char *data, size_t len,
+						    int final);
+
+/*
  * Build the subscribe message for this connection. Returns a string the
  * caller frees with free(), or NULL when out of memory.
  */

@@ -321,7 +321,7 @@ class RejectionTests(TailTestCase):
     def test_usage_errors_exit_2(self):
         cases = [
             ((), "missing key"),
-            (("--key", KEY, "--format", "msgpack"), "not supported yet"),
+            (("--key", KEY, "--format", "xml"), "use json or msgpack"),
             (("--key", KEY, "--since-seq", "-1"), "--since-seq"),
             (("--key", KEY, "--since-seq", "1", "--since-time", "2026-01-03T00:00:00Z"),
              "exclude each other"),

@@ -557,7 +557,7 @@ static void test_map_full(int batch, bool delete_all)
 {
 	enum { BATCH_MAX = 20, MAX_BATCHES = 100000 };
 	char dir[4200];
-	struct st_options opt = { 256 * KIB, 1 * MIB, 0 };
+	struct st_options opt = { 256 * KIB, 1 * MIB, 0, 0 };
 	struct sg_signal sigs[BATCH_MAX];
 	struct sg_signal got[10];
 	size_t n = 0;
@@ -645,7 +645,7 @@ static void test_map_full_scattered(void)
 {
 	enum { BATCH = 500, MAX_BATCHES = 1000 };
 	char dir[4200];
-	struct st_options opt = { 1 * MIB, 16 * MIB, 0 };
+	struct st_options opt = { 1 * MIB, 16 * MIB, 0, 0 };
 	struct sg_signal *sigs = calloc(BATCH, sizeof *sigs);
 	uint64_t rnd = 88172645463325252u;
 	uint64_t head = 0;
@@ -724,7 +724,7 @@ static void test_growth_with_readers(void)
 {
 	enum { BATCH = 50 };
 	char dir[4200];
-	struct st_options opt = { 64 * KIB, 8 * MIB, 0 };
+	struct st_options opt = { 64 * KIB, 8 * MIB, 0, 0 };
 	struct reader_ctx rctx = { NULL, false, 0, 0 };
 	struct sg_signal sigs[BATCH];
 	pthread_t reader;
