@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "http.h"
+#include "stream.h"
 #include "log.h"
 #include "ratelimit.h"
 
@@ -1101,8 +1102,12 @@ static int tenant_names(const char *tenant_domains, char ***names, size_t *n)
 }
 
 static json_t *stats_json(struct server *srv, const struct rest_query *q,
-			  const struct st_stats *s)
+			  const struct st_stats *s, const char *tenant_domains)
 {
+	/* A tenant sees only its own subscribers, never other customers'. */
+	uint64_t subscribers = tenant_domains
+				       ? stream_count_tenant_connections(srv, tenant_domains)
+				       : srv->counters.ws_connections;
 	uint64_t sensors = 0;
 
 	if (st_sensors_active(srv->st, sg_now_us() - SENSOR_ACTIVE_US, &sensors) != ST_OK)
@@ -1117,7 +1122,7 @@ static json_t *stats_json(struct server *srv, const struct rest_query *q,
 			 "top_domains", top_domains_json(s, q->top),
 			 "trend", trend_json(s),
 			 "network", "sensors_active", (json_int_t)sensors,
-			 "subscribers_connected", (json_int_t)srv->counters.ws_connections);
+			 "subscribers_connected", (json_int_t)subscribers);
 }
 
 void rest_stats(struct http_req *req, const char *tenant_domains)
@@ -1156,7 +1161,7 @@ void rest_stats(struct http_req *req, const char *tenant_domains)
 			     "the store could not be read; retry later");
 		goto out;
 	}
-	http_respond_json(req, 200, stats_json(srv, &q, &stats));
+	http_respond_json(req, 200, stats_json(srv, &q, &stats, tenant_domains));
 out:
 	st_stats_free(&stats);
 	for (size_t i = 0; i < nnames; i++)

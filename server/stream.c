@@ -1155,6 +1155,20 @@ void stream_apply_config(struct server *srv)
 	} lws_end_foreach_dll(d);
 }
 
+uint64_t stream_count_tenant_connections(struct server *srv,
+					 const char *tenant_domains)
+{
+	uint64_t n = 0;
+
+	lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&srv->conns)) {
+		const struct conn *c = lws_container_of(d, struct conn, node);
+
+		if (c->tenant_domains && !strcmp(c->tenant_domains, tenant_domains))
+			n++;
+	} lws_end_foreach_dll(d);
+	return n;
+}
+
 void stream_shutdown(struct server *srv)
 {
 	srv->shutting_down = 1;

@@ -37,6 +37,10 @@ void stream_pass_begin(struct server *srv);
  * settings are read where they are used. */
 void stream_apply_config(struct server *srv);
 
+/* Counts open stream connections whose key has exactly this domain list. */
+uint64_t stream_count_tenant_connections(struct server *srv,
+					 const char *tenant_domains);
+
 /* Asks every connection to close with 1001 and stops the tick. */
 void stream_shutdown(struct server *srv);
 

@@ -206,6 +206,15 @@ async def tenant_key_sees_only_its_domains():
         _, page = get_json(srv.http + "/v1/canary/signals?limit=1000&since_hours=48", tenant)
         check_eq(page["total_count"], 3, "REST narrowed")
         check(all(x["related_domain"] == "shop.example" for x in page["signals"]), "REST domains")
+
+        # Other customers' subscribers are not the tenant's business.
+        other = await Stream.open(srv, admin)
+        await other.recv_type("welcome")
+        _, stats = get_json(srv.http + "/v1/canary/stats?since_hours=48", tenant)
+        check_eq(stats["network"]["subscribers_connected"], 1, "tenant counts its own subscribers")
+        _, stats = get_json(srv.http + "/v1/canary/stats?since_hours=48", admin)
+        check_eq(stats["network"]["subscribers_connected"], 2, "admin counts every subscriber")
+        await other.close()
         await s.close()
 
 

@@ -1,0 +1,71 @@
+"""The configuration file and command line: the shipped conf/canaryd.conf
+names every setting and loads as it is, and invalid settings fail at start
+with a message that names the value and the fix."""
+
+import os
+import re
+import subprocess
+
+from canary import CANARYD, SOURCE_DIR, Canaryd, check, check_eq, get_json, run_tests, test
+
+CONF = os.path.join(SOURCE_DIR, "conf", "canaryd.conf")
+
+
+def settings_in_source():
+    with open(os.path.join(SOURCE_DIR, "server", "config.c")) as f:
+        return set(re.findall(r'^\s*\{ "([a-z_0-9]+)",', f.read(), re.M))
+
+
+def settings_in_conf():
+    with open(CONF) as f:
+        return set(re.findall(r"^#? ?([a-z_0-9]+) =", f.read(), re.M))
+
+
+@test
+def shipped_conf_lists_every_setting():
+    source = settings_in_source()
+    check(len(source) > 20, "settings table found (%d)" % len(source))
+    check_eq(sorted(settings_in_conf()), sorted(source), "settings documented in conf/canaryd.conf")
+
+
+@test
+def shipped_conf_loads():
+    srv = Canaryd()
+    srv.settings = {}
+    os.makedirs(srv.data_dir, exist_ok=True)
+    proc = subprocess.Popen([CANARYD, "--config", CONF, "--listen", "127.0.0.1:%d" % srv.port,
+                             "--data-dir", srv.data_dir, "--set", "console_dir="],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        import time
+        deadline = time.time() + 20
+        status = None
+        while time.time() < deadline and status != 200:
+            try:
+                status, _ = get_json(srv.http + "/healthz", None)
+            except OSError:
+                time.sleep(0.1)
+        check_eq(status, 200, "canaryd starts with the shipped configuration")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@test
+def invalid_settings_named():
+    cases = [
+        (["--set", "colour=blue"], "colour"),
+        (["--set", "max_subscriptions=lots"], "max_subscriptions"),
+        (["--set", "max_subscriptions=0"], "max_subscriptions"),
+        (["--set", "noequals"], "NAME=VALUE"),
+        (["--listen", "localhost"], "HOST:PORT"),
+        (["--set", "idle_timeout_s=5", "--set", "ping_interval_s=10"], "idle_timeout_s"),
+        (["--config", "/nonexistent/canaryd.conf"], "/nonexistent/canaryd.conf"),
+    ]
+    for args, named in cases:
+        out = subprocess.run([CANARYD] + args, capture_output=True, text=True, timeout=20)
+        check_eq(out.returncode, 2, "exit status for %r" % args)
+        check(named in out.stderr, "message for %r names %s: %r" % (args, named, out.stderr.strip()))
+
+
+run_tests()
