@@ -28,6 +28,18 @@ PEERS=${PEERS:-"mosquitto redis"}
 OUT=${OUT:-$BUILD_DIR/bench.jsonl}
 SCENARIOS=${*:-"memory fanout1k fanout10k latency1k latency10k ingest matching replay"}
 
+# The peer brokers are needed here only, so they are installed here and
+# not by scripts/setup.sh.
+for pkg in mosquitto redis-server; do
+	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+		if [ "$(id -u)" -eq 0 ]; then
+			echo "bench.sh: installing Debian's $pkg for the peer comparison"
+			apt-get update -qq
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg"
+		fi
+	fi
+done
+
 WORK=$(mktemp -d /tmp/canary-bench.XXXXXX)
 PIDS=""
 

@@ -10,7 +10,7 @@ PACKAGES="build-essential cmake pkg-config libwebsockets-dev liblmdb-dev
 libmsgpack-dev libjansson-dev libidn2-dev libloc-dev libloc-database
 libinih-dev libcurl4-openssl-dev libssl-dev openssl python3
 python3-websockets python3-yaml python3-jsonschema lmdb-utils curl clang libclang-rt-14-dev
-python3-msgpack libmosquitto-dev libhiredis-dev mosquitto redis-server"
+python3-msgpack libmosquitto-dev libhiredis-dev"
 
 missing=""
 for p in $PACKAGES; do
