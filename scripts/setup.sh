@@ -18,6 +18,11 @@ for p in $PACKAGES; do
 		missing="$missing $p"
 	fi
 done
+# The web console is built with npm. Debian 12's nodejs (18) is enough to
+# build it; its browser tests need Node.js 20 or later (playwright-core).
+if ! command -v npm >/dev/null 2>&1; then
+	missing="$missing nodejs npm"
+fi
 if [ -n "$missing" ]; then
 	echo "setup: installing Debian packages:$missing"
 	if [ "$(id -u)" -ne 0 ]; then

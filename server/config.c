@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <net/if.h>
+
 #include <ini.h>
 
 enum setting_type { SETTING_TEXT, SETTING_U64 };
@@ -154,8 +157,9 @@ static int setting_apply(struct cd_config *cfg, const char *name,
 	if (parse_u64(value, &v) || v < s->min || v > s->max) {
 		snprintf(err, errlen,
 			 "setting %s = \"%.64s\" is invalid: expected %s from %" PRIu64
-			 " to %" PRIu64 " (K, M, G, T suffixes allowed)",
-			 name, value, s->unit, s->min, s->max);
+			 " to %" PRIu64 "%s",
+			 name, value, s->unit, s->min, s->max,
+			 strcmp(s->unit, "bytes") ? "" : " (K, M, G, T suffixes allowed)");
 		return -1;
 	}
 	memcpy(base + s->offset, &v, sizeof(v));
@@ -261,7 +265,22 @@ int cfg_listen_split(const char *listen, char *host, size_t hostlen,
 	memcpy(host, h, len);
 	host[len] = '\0';
 	*port = (int)p;
-	return 0;
+
+	/* libwebsockets takes an address or an interface name and, given
+	 * anything else, starts without a listener; so reject it here. */
+	if (!strcmp(host, "localhost"))
+		snprintf(host, hostlen, "127.0.0.1");
+	{
+		unsigned char addr[sizeof(struct in6_addr)];
+
+		if (inet_pton(AF_INET, host, addr) == 1 ||
+		    inet_pton(AF_INET6, host, addr) == 1 || if_nametoindex(host))
+			return 0;
+	}
+	snprintf(err, errlen,
+		 "listen address \"%.128s\" is invalid: \"%.64s\" is neither an IP address nor a network interface; use e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080",
+		 listen, host);
+	return -1;
 
 invalid:
 	snprintf(err, errlen,

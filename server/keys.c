@@ -109,8 +109,10 @@ static int parse_scopes(const char *list, uint32_t *bits)
 	char buf[256];
 	char *save = NULL;
 
-	if (strlen(list) >= sizeof(buf))
+	if (strlen(list) >= sizeof(buf)) {
+		fprintf(stderr, "canaryd keys: --scopes is too long: use ingest, subscribe, read or admin, comma-separated\n");
 		return -1;
+	}
 	strcpy(buf, list);
 	*bits = 0;
 	for (char *tok = strtok_r(buf, ",", &save); tok;
@@ -128,7 +130,11 @@ static int parse_scopes(const char *list, uint32_t *bits)
 		}
 		*bits |= scope_names[i].bit;
 	}
-	return *bits ? 0 : -1;
+	if (!*bits) {
+		fprintf(stderr, "canaryd keys: --scopes is empty: use ingest, subscribe, read or admin, comma-separated\n");
+		return -1;
+	}
+	return 0;
 }
 
 /* Normalises a comma-separated domain list into a new string. */
@@ -195,10 +201,12 @@ static int keys_create(st_store *st, const struct keys_args *a)
 	int rc;
 
 	memset(&k, 0, sizeof(k));
-	if (!a->scopes || parse_scopes(a->scopes, &k.scopes)) {
+	if (!a->scopes) {
 		fprintf(stderr, "canaryd keys create: --scopes is required, e.g. --scopes ingest,subscribe,read\n");
 		return 2;
 	}
+	if (parse_scopes(a->scopes, &k.scopes))
+		return 2;
 	if (a->name && strlen(a->name) > ST_KEY_NAME_MAX) {
 		fprintf(stderr, "canaryd keys create: --name is longer than %d characters\n",
 			ST_KEY_NAME_MAX);
@@ -313,7 +321,10 @@ int keys_command(int argc, char **argv)
 	} else {
 		int s = st_key_revoke(st, argv[optind]);
 
-		if (s == ST_ERR_NOT_FOUND)
+		if (s == ST_ERR_INVALID)
+			fprintf(stderr, "canaryd keys revoke: \"%.40s\" is not a key id: give the 16 hex characters after \"ck_\" (see canaryd keys list)\n",
+				argv[optind]);
+		else if (s == ST_ERR_NOT_FOUND)
 			fprintf(stderr, "canaryd keys revoke: no key with id \"%.32s\" (see canaryd keys list)\n",
 				argv[optind]);
 		else if (s != ST_OK)

@@ -115,26 +115,26 @@ static int tls_read_files(const char *cert_path, const char *key_path,
 
 	f = fopen(cert_path, "r");
 	if (!f) {
-		snprintf(err, errlen, "cannot open tls_cert %s: %s", cert_path,
+		snprintf(err, errlen, "cannot open tls_cert %.200s: %.200s", cert_path,
 			 strerror(errno));
 		goto out;
 	}
 	*cert = PEM_read_X509(f, NULL, NULL, NULL);
 	if (!*cert) {
 		tls_last_error(detail, sizeof(detail));
-		snprintf(err, errlen, "tls_cert %s holds no PEM certificate: %s",
+		snprintf(err, errlen, "tls_cert %.200s holds no PEM certificate: %.200s",
 			 cert_path, detail);
 		goto out;
 	}
 	*chain = sk_X509_new_null();
 	if (!*chain) {
-		snprintf(err, errlen, "out of memory reading %s", cert_path);
+		snprintf(err, errlen, "out of memory reading %.200s", cert_path);
 		goto out;
 	}
 	while ((extra = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
 		if (!sk_X509_push(*chain, extra)) {
 			X509_free(extra);
-			snprintf(err, errlen, "out of memory reading %s", cert_path);
+			snprintf(err, errlen, "out of memory reading %.200s", cert_path);
 			goto out;
 		}
 	}
@@ -144,20 +144,20 @@ static int tls_read_files(const char *cert_path, const char *key_path,
 
 	f = fopen(key_path, "r");
 	if (!f) {
-		snprintf(err, errlen, "cannot open tls_key %s: %s", key_path,
+		snprintf(err, errlen, "cannot open tls_key %.200s: %.200s", key_path,
 			 strerror(errno));
 		goto out;
 	}
 	*key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 	if (!*key) {
 		tls_last_error(detail, sizeof(detail));
-		snprintf(err, errlen, "tls_key %s holds no PEM private key (or one with a passphrase): %s",
+		snprintf(err, errlen, "tls_key %.200s holds no PEM private key (or one with a passphrase): %.200s",
 			 key_path, detail);
 		goto out;
 	}
 	if (X509_check_private_key(*cert, *key) != 1) {
 		ERR_clear_error();
-		snprintf(err, errlen, "tls_key %s does not belong to the certificate in %s",
+		snprintf(err, errlen, "tls_key %.200s does not belong to the certificate in %.200s",
 			 key_path, cert_path);
 		goto out;
 	}

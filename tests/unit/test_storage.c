@@ -762,7 +762,7 @@ static void make_key(struct st_key *k, const char *id, uint8_t hash_byte,
 		     uint32_t scopes, const char *name, const char *domains)
 {
 	memset(k, 0, sizeof *k);
-	snprintf(k->id, sizeof k->id, "%s", id);
+	snprintf(k->id, sizeof k->id, "%.16s", id);
 	memset(k->hash, hash_byte, sizeof k->hash);
 	k->scopes = scopes;
 	snprintf(k->name, sizeof k->name, "%s", name);
