@@ -40,6 +40,7 @@ struct http_req {
 	enum http_route_id route;
 	char ratelimit_headers[160];    /* RateLimit-* lines, or "" */
 	struct slog_job *job;   /* batch waiting for its commit */
+	char batch_key[ST_BATCH_KEY_MAX + 1];   /* Idempotency-Key, or "" */
 	/* response */
 	int responded;
 	int headers_sent;
@@ -401,6 +402,39 @@ static void reject_body_too_large(struct http_req *req)
 	http_problem(req, 413, "body-too-large", "Payload too large", detail);
 }
 
+/*
+ * Reads the optional Idempotency-Key header: a client that retries a batch
+ * under the same key gets the first commit's answer, and the batch is
+ * stored once. Returns 0, or -1 after sending 400.
+ */
+static int read_batch_key(struct http_req *req)
+{
+	static const char name[] = "idempotency-key:";
+	int len = lws_hdr_custom_length(req->wsi, name, (int)sizeof(name) - 1);
+	int ok = len > 0 && len <= ST_BATCH_KEY_MAX;
+
+	req->batch_key[0] = '\0';
+	if (len <= 0)
+		return 0;
+	if (ok && lws_hdr_custom_copy(req->wsi, req->batch_key,
+				      (int)sizeof(req->batch_key), name,
+				      (int)sizeof(name) - 1) < 0)
+		ok = 0;
+	for (int i = 0; ok && req->batch_key[i]; i++) {
+		char c = req->batch_key[i];
+
+		ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		     (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
+		     c == '-';
+	}
+	if (ok)
+		return 0;
+	req->batch_key[0] = '\0';
+	http_problem(req, 400, "invalid-idempotency-key", "Invalid Idempotency-Key",
+		     "the Idempotency-Key header must be 1 to 64 characters from A-Z a-z 0-9 . _ : -, for example a random hex string per batch");
+	return -1;
+}
+
 static void start_ingest(struct http_req *req)
 {
 	char clen[32];
@@ -414,6 +448,10 @@ static void start_ingest(struct http_req *req)
 			 WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
 	    strtoull(clen, NULL, 10) > req->srv->cfg.max_body_bytes) {
 		reject_body_too_large(req);
+		return;
+	}
+	if (read_batch_key(req)) {
+		req->close_after = 1;
 		return;
 	}
 	req->expect_body = 1;
@@ -514,6 +552,13 @@ static void ingest_committed(void *owner, int rc, uint64_t first,
 	struct http_req *req = owner;
 
 	req->job = NULL;
+	if (rc == ST_ERR_EXISTS) {
+		log_info("key %s: Idempotency-Key reused for a batch of another size",
+			 req->key_id);
+		http_problem(req, 422, "idempotency-key-reused", "Idempotency-Key reused",
+			     "a batch with another number of signals was stored under this Idempotency-Key; use a new key for each batch");
+		return;
+	}
 	if (rc == ST_ERR_MAP_FULL) {
 		http_problem(req, 507, "store-full", "Insufficient storage",
 			     "the store reached map_size_max_bytes; nothing from this batch was stored; retry after retention frees room or raise the limit");
@@ -559,8 +604,9 @@ static void finish_ingest(struct http_req *req)
 
 	/* The 202 goes out from ingest_committed, after the commit; the
 	 * log owns the items from here on. */
-	req->job = slog_submit(req->srv->slog, batch.items, batch.count,
-			       ingest_committed, req);
+	req->job = slog_submit_keyed(req->srv->slog, batch.items, batch.count,
+				     req->batch_key[0] ? req->batch_key : NULL,
+				     ingest_committed, req);
 	batch.items = NULL;
 	batch.count = 0;
 	if (!req->job)

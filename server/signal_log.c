@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,6 +32,9 @@ struct slog_job {
 	slog_done_fn done;      /* loop thread only */
 	void *owner;            /* loop thread only; NULL once detached */
 	int status;             /* set by the writer */
+	char batch_key[ST_BATCH_KEY_MAX + 1];   /* "" for an unnamed batch */
+	bool replayed;          /* stored before under batch_key */
+	uint64_t first, last;   /* the batch's seqs, once committed */
 };
 
 struct job_list {
@@ -102,6 +106,28 @@ struct signal_log *slog_new(st_store *st, slog_publish_fn publish, void *ctx)
 
 /* ---- the writer thread ---- */
 
+/* Commits one job, named or not, and records the timing. Called without
+ * the lock. */
+static int commit_job(struct signal_log *log, struct slog_job *job,
+		      uint64_t *took)
+{
+	uint64_t started = monotonic_us();
+	int rc;
+
+	if (!job->batch_key[0]) {
+		rc = st_append(log->st, job->sigs, job->n);
+		if (rc == ST_OK) {
+			job->first = job->sigs[0].seq;
+			job->last = job->sigs[job->n - 1].seq;
+		}
+	} else {
+		rc = st_append_keyed(log->st, job->sigs, job->n, job->batch_key,
+				     &job->first, &job->last, &job->replayed);
+	}
+	*took = monotonic_us() - started;
+	return rc;
+}
+
 /* Commits sigs and records the timing. Called without the lock. */
 static int commit_signals(struct signal_log *log, struct sg_signal *sigs,
 			  size_t n, uint64_t *took)
@@ -145,13 +171,16 @@ static int commit_group(struct signal_log *log, struct slog_job *group,
 		for (size_t i = 0; i < j->n; i++)
 			j->sigs[i].seq = (*scratch)[at + i].seq;
 		at += j->n;
+		j->first = j->sigs[0].seq;
+		j->last = j->sigs[j->n - 1].seq;
 		j->status = ST_OK;
 	}
 	return 0;
 }
 
 /* Takes pending jobs, oldest first, up to GROUP_MAX_SIGNALS signals (at
- * least one job). Called with the lock held. */
+ * least one job). A named batch commits alone, because its key decides
+ * whether it is stored at all. Called with the lock held. */
 static struct slog_job *take_group(struct signal_log *log, size_t *total,
 				   size_t *count)
 {
@@ -160,7 +189,8 @@ static struct slog_job *take_group(struct signal_log *log, size_t *total,
 
 	*total = tail->n;
 	*count = 1;
-	while (tail->next && *total + tail->next->n <= GROUP_MAX_SIGNALS) {
+	while (!group->batch_key[0] && tail->next && !tail->next->batch_key[0] &&
+	       *total + tail->next->n <= GROUP_MAX_SIGNALS) {
 		tail = tail->next;
 		*total += tail->n;
 		(*count)++;
@@ -226,7 +256,7 @@ static void *writer_main(void *arg)
 			pthread_mutex_unlock(&log->lock);
 		}
 		for (struct slog_job *j = group; j && !grouped; j = j->next) {
-			j->status = commit_signals(log, j->sigs, j->n, &took);
+			j->status = commit_job(log, j, &took);
 			pthread_mutex_lock(&log->lock);
 			record_commit(log, took);
 			pthread_mutex_unlock(&log->lock);
@@ -239,7 +269,9 @@ static void *writer_main(void *arg)
 		while (group) {
 			struct slog_job *next = group->next;
 
-			if (group->status == ST_OK) {
+			if (group->status == ST_OK && group->replayed) {
+				log->stats.replayed_batches++;
+			} else if (group->status == ST_OK) {
 				log->stats.batches++;
 				log->stats.signals += group->n;
 				for (size_t i = 0; i < group->n; i++)
@@ -302,13 +334,23 @@ void slog_free(struct signal_log *log)
 struct slog_job *slog_submit(struct signal_log *log, struct sg_signal *sigs,
 			     size_t n, slog_done_fn done, void *owner)
 {
+	return slog_submit_keyed(log, sigs, n, NULL, done, owner);
+}
+
+struct slog_job *slog_submit_keyed(struct signal_log *log,
+				   struct sg_signal *sigs, size_t n,
+				   const char *batch_key, slog_done_fn done,
+				   void *owner)
+{
 	struct slog_job *job = calloc(1, sizeof(*job));
 
-	if (!job || !n) {
+	if (!job || !n || (batch_key && strlen(batch_key) > ST_BATCH_KEY_MAX)) {
 		free(job);
 		free(sigs);
 		return NULL;
 	}
+	if (batch_key)
+		snprintf(job->batch_key, sizeof(job->batch_key), "%s", batch_key);
 	job->sigs = sigs;
 	job->n = n;
 	job->done = done;
@@ -341,9 +383,13 @@ void slog_deliver(struct signal_log *log)
 		struct slog_job *next = job->next;
 		uint64_t first = 0, last = 0;
 
-		if (job->status == ST_OK) {
-			first = job->sigs[0].seq;
-			last = job->sigs[job->n - 1].seq;
+		if (job->status == ST_OK && job->replayed) {
+			/* Stored and published when it first came. */
+			first = job->first;
+			last = job->last;
+		} else if (job->status == ST_OK) {
+			first = job->first;
+			last = job->last;
 			log->published_head = last;
 			/* Publish strictly after the commit, so that whatever
 			 * a subscriber receives can be replayed later. */

@@ -75,6 +75,17 @@ struct slog_job *slog_submit(struct signal_log *log, struct sg_signal *sigs,
 
 /* Forgets the job's owner (its connection closed): the batch is still
  * committed and published, but done is not called. */
+/*
+ * Like slog_submit, for a batch the client named (HTTP Idempotency-Key).
+ * When a batch with this key was committed before, nothing is stored or
+ * published and done receives the first commit's seqs; the same key with
+ * another number of signals ends with ST_ERR_EXISTS.
+ */
+struct slog_job *slog_submit_keyed(struct signal_log *log,
+				   struct sg_signal *sigs, size_t n,
+				   const char *batch_key, slog_done_fn done,
+				   void *owner);
+
 void slog_job_detach(struct slog_job *job);
 
 /* Publishes the batches committed since the last call and calls their
@@ -92,6 +103,7 @@ extern const uint64_t slog_commit_bounds_us[SLOG_COMMIT_BOUNDS];
 /* Counters since start, for /metrics and /healthz. */
 struct slog_stats {
 	uint64_t batches;       /* submitted batches committed */
+	uint64_t replayed_batches; /* named batches answered from an earlier commit */
 	uint64_t signals;
 	uint64_t failures;
 	uint64_t commits;       /* LMDB transactions; one may hold batches */

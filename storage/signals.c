@@ -48,6 +48,9 @@ struct st_append_ctx {
 	uint64_t next_seq;      /* next_seq after the batch, once committed */
 	msgpack_sbuffer buf;    /* reused for each packed signal */
 	bool *tagged;           /* campaign_id is the store's, not the sensor's */
+	const char *batch_key;  /* NULL: an unnamed batch */
+	struct st_batch_record earlier; /* filled when batch_key was seen */
+	bool replayed;
 };
 
 /* Puts one signal and both of its index entries. */
@@ -93,6 +96,18 @@ static int st_append_body(st_store *st, MDB_txn *txn, void *ctx)
 	uint64_t next_seq = 0;
 	int status;
 
+	if (ac->batch_key) {
+		status = st__batch_lookup(st, txn, ac->batch_key, &ac->earlier);
+		if (status == ST_OK) {
+			/* Stored before: this transaction writes nothing. */
+			ac->replayed = true;
+			return ac->earlier.count == ac->n ? ST_OK : ST_ERR_EXISTS;
+		}
+		if (status != ST_ERR_NOT_FOUND)
+			return status;
+		ac->replayed = false;
+	}
+
 	status = st__meta_next_seq(st, txn, &next_seq);
 	if (status != ST_OK)
 		return status;
@@ -116,6 +131,13 @@ static int st_append_body(st_store *st, MDB_txn *txn, void *ctx)
 	status = st__agg_record(st, txn, ac->sigs, ac->n);
 	if (status != ST_OK)
 		return status;
+	if (ac->batch_key) {
+		status = st__batch_put(st, txn, ac->batch_key, next_seq,
+				       next_seq + ac->n - 1, ac->n,
+				       ac->sigs[0].received_us);
+		if (status != ST_OK)
+			return status;
+	}
 
 	/* In the same transaction, so a committed seq is never handed out again. */
 	status = st__meta_set_next_seq(st, txn, next_seq + ac->n);
@@ -130,9 +152,58 @@ static int st_append_body(st_store *st, MDB_txn *txn, void *ctx)
 	return ST_OK;
 }
 
+static int st_append_with(st_store *st, struct sg_signal *sigs, size_t n,
+			  struct st_append_ctx *ctx);
+
 int st_append(st_store *st, struct sg_signal *sigs, size_t n)
 {
-	struct st_append_ctx ac = { sigs, n, 0, { 0 }, NULL };
+	struct st_append_ctx ac = { sigs, n, 0, { 0 }, NULL, NULL, { 0, 0, 0 }, false };
+
+	return st_append_with(st, sigs, n, &ac);
+}
+
+static bool batch_key_valid(const char *key)
+{
+	size_t len = strlen(key);
+
+	if (len == 0 || len > ST_BATCH_KEY_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = key[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == ':' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+int st_append_keyed(st_store *st, struct sg_signal *sigs, size_t n,
+		    const char *batch_key, uint64_t *first, uint64_t *last,
+		    bool *replayed)
+{
+	struct st_append_ctx ac = { sigs, n, 0, { 0 }, NULL, batch_key, { 0, 0, 0 }, false };
+	int status;
+
+	if (!batch_key || !batch_key_valid(batch_key) || !first || !last || !replayed)
+		return ST_ERR_INVALID;
+	status = st_append_with(st, sigs, n, &ac);
+	*replayed = ac.replayed;
+	if (status == ST_OK && ac.replayed) {
+		*first = ac.earlier.first_seq;
+		*last = ac.earlier.last_seq;
+	} else if (status == ST_OK) {
+		*first = sigs[0].seq;
+		*last = sigs[n - 1].seq;
+	}
+	return status;
+}
+
+static int st_append_with(st_store *st, struct sg_signal *sigs, size_t n,
+			  struct st_append_ctx *ctx)
+{
+	struct st_append_ctx ac = *ctx;
 	int status;
 
 	if (!st || (!sigs && n > 0))
@@ -147,7 +218,12 @@ int st_append(st_store *st, struct sg_signal *sigs, size_t n)
 	status = st__write(st, ST_ROOM_APPEND, st_append_body, &ac);
 	msgpack_sbuffer_destroy(&ac.buf);
 
-	if (status == ST_OK) {
+	ctx->replayed = ac.replayed;
+	ctx->earlier = ac.earlier;
+	if (status == ST_OK && ac.replayed) {
+		for (size_t i = 0; i < n; i++)
+			sigs[i].seq = 0;
+	} else if (status == ST_OK) {
 		st_head_raise(st, ac.next_seq - 1);
 	} else {
 		for (size_t i = 0; i < n; i++) {
@@ -619,6 +695,9 @@ static int st_delete_body(st_store *st, MDB_txn *txn, void *ctx)
 	}
 	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
 		status = st__status_from_mdb(rc);
+	/* Batch keys go with the signals of their receive time. */
+	if (status == ST_OK)
+		status = st__batch_prune(st, txn, dc->cutoff_us, dc->max_delete);
 
 out:
 	if (cur)

@@ -330,6 +330,8 @@ static int st_dbi_open_all(st_store *st, MDB_txn *txn)
 		{ "campaigns", offsetof(st_store, dbi_campaigns) },
 		{ "camp_keys", offsetof(st_store, dbi_camp_keys) },
 		{ "camp_last", offsetof(st_store, dbi_camp_last) },
+		{ "batches", offsetof(st_store, dbi_batches) },
+		{ "batch_time", offsetof(st_store, dbi_batch_time) },
 	};
 
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {

@@ -43,6 +43,8 @@ struct st_store {
 	MDB_dbi dbi_campaigns;      /* campaigns.c */
 	MDB_dbi dbi_camp_keys;
 	MDB_dbi dbi_camp_last;
+	MDB_dbi dbi_batches;
+	MDB_dbi dbi_batch_time;
 
 	/* Analytics settings, see st_analytics_configure. */
 	_Atomic int64_t campaign_idle_gap_us;
@@ -222,5 +224,24 @@ static inline bool st__time_key_parse(const MDB_val *key, int64_t *us,
 	*seq = st__get_u64(p + 8);
 	return true;
 }
+
+/* ---- ingest batch keys (batches.c) ---- */
+
+struct st_batch_record {
+	uint64_t first_seq;
+	uint64_t last_seq;
+	uint64_t count;
+};
+
+/* Finds a committed batch by key: ST_OK, or ST_ERR_NOT_FOUND. */
+int st__batch_lookup(st_store *st, MDB_txn *txn, const char *batch_key,
+		     struct st_batch_record *out);
+/* Records a committed batch under its key, in the batch's transaction. */
+int st__batch_put(st_store *st, MDB_txn *txn, const char *batch_key,
+		  uint64_t first_seq, uint64_t last_seq, uint64_t count,
+		  int64_t received_us);
+/* Deletes up to max_delete batch keys received before cutoff_us. */
+int st__batch_prune(st_store *st, MDB_txn *txn, int64_t cutoff_us,
+		    size_t max_delete);
 
 #endif

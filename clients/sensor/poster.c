@@ -361,8 +361,63 @@ static CURLcode ps_send_once(struct ps_poster *p, const char *body, size_t len,
 	return rc;
 }
 
+/*
+ * Returns the poster's headers plus an Idempotency-Key naming this batch,
+ * so that a retry of a batch the server already committed is answered
+ * from that commit instead of being stored twice. NULL when out of memory
+ * or out of random bytes.
+ */
+static struct curl_slist *ps_batch_headers(const struct ps_poster *p)
+{
+	static const char digits[] = "0123456789abcdef";
+	char line[64] = "Idempotency-Key: ";
+	size_t at = strlen(line);
+	unsigned char id[16];
+	struct curl_slist *list = NULL;
+
+	if (RAND_bytes(id, sizeof(id)) != 1)
+		return NULL;
+	for (size_t i = 0; i < sizeof(id); i++) {
+		line[at++] = digits[id[i] >> 4];
+		line[at++] = digits[id[i] & 15];
+	}
+	line[at] = '\0';
+	for (const struct curl_slist *h = p->headers; h; h = h->next) {
+		struct curl_slist *more = curl_slist_append(list, h->data);
+
+		if (!more) {
+			curl_slist_free_all(list);
+			return NULL;
+		}
+		list = more;
+	}
+	return curl_slist_append(list, line) ? list : (curl_slist_free_all(list), NULL);
+}
+
+static enum ps_status ps_post_with_key(struct ps_poster *p, const char *body,
+				       size_t len, struct ps_result *res);
+
 enum ps_status ps_post(struct ps_poster *p, const char *body, size_t len,
 		       struct ps_result *res)
+{
+	struct curl_slist *headers = ps_batch_headers(p);
+	enum ps_status status;
+
+	if (!headers) {
+		memset(res, 0, sizeof(*res));
+		ps_copy_clean(res->detail, sizeof(res->detail),
+			      "out of memory or random bytes for the batch's Idempotency-Key");
+		return PS_FATAL;
+	}
+	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, headers);
+	status = ps_post_with_key(p, body, len, res);
+	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, p->headers);
+	curl_slist_free_all(headers);
+	return status;
+}
+
+static enum ps_status ps_post_with_key(struct ps_poster *p, const char *body,
+				       size_t len, struct ps_result *res)
 {
 	unsigned attempt = 0;
 
@@ -403,10 +458,8 @@ enum ps_status ps_post(struct ps_poster *p, const char *body, size_t len,
 				 res->detail);
 		}
 
-		/*
-		 * NOTE: the same body goes out again. If the server had committed
-		 * it and only the answer was lost, its signals are stored twice.
-		 */
+		/* The same body goes out again under the same Idempotency-Key,
+		 * so a batch whose answer was lost is not stored twice. */
 		attempt++;
 		p->retries++;
 		wait_ms = ps_backoff_ms(attempt, p->retry_after_s);

@@ -8,9 +8,10 @@
  * Every other response is returned to the caller, which decides what to
  * drop.
  *
- * NOTE: delivery is at least once. When the server commits a batch but its
- * 202 answer is lost (connection reset, timeout), the retry posts the same
- * signals again and the server stores them twice under new seq values.
+ * Each batch carries a random Idempotency-Key that its retries repeat, so
+ * a batch the server committed but whose 202 answer was lost (connection
+ * reset, timeout) is answered from that commit and stored once. The
+ * server keeps batch keys as long as the batch's signals.
  */
 #ifndef CANARY_SENSOR_POSTER_H
 #define CANARY_SENSOR_POSTER_H
