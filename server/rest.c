@@ -1072,9 +1072,17 @@ static json_t *trend_json(const struct st_stats *s)
 	for (size_t i = 0; i < s->ntrend; i++) {
 		char bucket[32];
 
+		json_t *by_event = json_object();
+
+		/* Like the groups, the split lists only values that occur. */
+		for (int e = 0; e < SG_EVENT_COUNT; e++)
+			if (s->trend[i].by_event[e])
+				json_object_set_new(by_event, sg_event_type_names[e],
+						    json_integer((json_int_t)s->trend[i].by_event[e]));
 		sg_time_format(s->trend[i].bucket_us, bucket);
-		json_array_append_new(out, json_pack("{s:s, s:I}", "bucket", bucket,
-						     "count", (json_int_t)s->trend[i].count));
+		json_array_append_new(out, json_pack("{s:s, s:I, s:o}", "bucket", bucket,
+						     "count", (json_int_t)s->trend[i].count,
+						     "by_event_type", by_event));
 	}
 	return out;
 }

@@ -118,15 +118,21 @@ static int agg_group_add(struct agg_reader *r, enum st_dim dim,
 	return ST_OK;
 }
 
-static void agg_trend_add(struct agg_reader *r, int64_t bucket, uint64_t count)
+static void agg_trend_add(struct agg_reader *r, int64_t bucket,
+			  const uint64_t v[AGG_VEC_LEN])
 {
+	struct st_trend_point *point;
 	int64_t idx;
 
 	if (!r->trend || bucket < r->trend[0].bucket_us)
 		return;
 	idx = (bucket - r->trend[0].bucket_us) / r->trend_step;
-	if (idx < (int64_t)r->ntrend)
-		r->trend[idx].count += count;
+	if (idx >= (int64_t)r->ntrend)
+		return;
+	point = &r->trend[idx];
+	point->count += v[AGG_VEC_TOTAL];
+	for (int e = 0; e < SG_EVENT_COUNT; e++)
+		point->by_event[e] += v[AGG_VEC_EVENT + e];
 }
 
 static int agg_take_vector(struct agg_reader *r, int64_t bucket,
@@ -138,7 +144,7 @@ static int agg_take_vector(struct agg_reader *r, int64_t bucket,
 	msgpack_zone_clear(&r->zone);
 	if (status != ST_OK)
 		return status;
-	agg_trend_add(r, bucket, v[AGG_VEC_TOTAL]);
+	agg_trend_add(r, bucket, v);
 	if (!r->groups) {
 		for (int i = 0; i < AGG_VEC_LEN; i++)
 			if (r->pick[i])
@@ -431,6 +437,31 @@ static int agg_count_edge(struct agg_reader *r, const struct st_stats_query *q,
 	return status;
 }
 
+/* Adds the part [a, b) of one trend point: its total and, one count
+ * each, its split by event type. */
+static int agg_add_edge(struct agg_reader *r, const struct st_stats_query *q,
+			int64_t a, int64_t b, struct st_trend_point *point)
+{
+	bool saved[AGG_VEC_LEN];
+	uint64_t edge = 0;
+	int status;
+
+	memcpy(saved, r->pick, sizeof saved);
+	memset(r->pick, 0, sizeof r->pick);
+	r->pick[AGG_VEC_TOTAL] = true;
+	status = agg_count_edge(r, q, a, b, &edge);
+	point->count += edge;
+	for (int e = 0; e < SG_EVENT_COUNT && status == ST_OK; e++) {
+		memset(r->pick, 0, sizeof r->pick);
+		r->pick[AGG_VEC_EVENT + e] = true;
+		edge = 0;
+		status = agg_count_edge(r, q, a, b, &edge);
+		point->by_event[e] += edge;
+	}
+	memcpy(r->pick, saved, sizeof saved);
+	return status;
+}
+
 /*
  * Fills the trend points. A point that the window covers only in part
  * counts that part, so the points add up to the total.
@@ -443,23 +474,17 @@ static int agg_read_trend(struct agg_reader *r, const struct st_stats_query *q,
 	int64_t last = agg_floor(b - 1, step);
 	int64_t lo = a;
 	int64_t hi = last + step;
-	uint64_t edge = 0;
 	int status = ST_OK;
 
-	if (first == last) {
-		status = agg_count_edge(r, q, a, b, &edge);
-		r->trend[0].count += edge;
-		return status;
-	}
+	if (first == last)
+		return agg_add_edge(r, q, a, b, &r->trend[0]);
 	if (a > first) {
 		lo = first + step;
-		status = agg_count_edge(r, q, a, lo, &edge);
-		r->trend[0].count += edge;
+		status = agg_add_edge(r, q, a, lo, &r->trend[0]);
 	}
 	if (status == ST_OK && b < hi) {
 		hi = last;
-		status = agg_count_edge(r, q, last, b, &edge);
-		r->trend[r->ntrend - 1].count += edge;
+		status = agg_add_edge(r, q, last, b, &r->trend[r->ntrend - 1]);
 	}
 	if (status != ST_OK || lo >= hi)
 		return status;

@@ -258,6 +258,7 @@ struct st_stats_group {
 struct st_trend_point {
 	int64_t bucket_us;              /* start of the step */
 	uint64_t count;
+	uint64_t by_event[SG_EVENT_COUNT];      /* count split by event_type */
 };
 
 /* Result of st_stats_read; release with st_stats_free. */

@@ -141,6 +141,14 @@ def stats_equal_a_recount():
             check_eq(stats["total"], len(want), "total with bucket=%s" % bucket)
             check_eq(sum(p["count"] for p in stats["trend"]), stats["total"],
                      "trend with bucket=%s adds up to the total" % bucket)
+            check(all(sum(p["by_event_type"].values()) == p["count"] for p in stats["trend"]),
+                  "each trend point's event split adds up to its count (bucket=%s)" % bucket)
+            split = {}
+            for p in stats["trend"]:
+                for name, n in p["by_event_type"].items():
+                    split[name] = split.get(name, 0) + n
+            check_eq(split, groups(want, "event_type"),
+                     "trend split by event type with bucket=%s" % bucket)
             for name, field in (("by_event_type", "event_type"), ("by_confidence", "confidence"),
                                 ("by_stage", "threat_stage"), ("by_proxy_type", "proxy_type"),
                                 ("by_region", "source_region")):
@@ -155,6 +163,9 @@ def stats_equal_a_recount():
             start = parse_time(point["bucket"])
             count = sum(1 for s in sigs if start <= parse_time(s["timestamp"]) < start + 3600)
             check_eq(point["count"], count, "trend hour %s" % point["bucket"])
+            by_type = groups([s for s in sigs
+                              if start <= parse_time(s["timestamp"]) < start + 3600], "event_type")
+            check_eq(point["by_event_type"], by_type, "trend hour %s by event type" % point["bucket"])
         check_eq(stats["network"]["sensors_active"], 3, "sensors active in the last 5 minutes")
 
         # A tenant's stats count its domains only.
