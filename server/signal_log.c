@@ -167,9 +167,11 @@ static int commit_group(struct signal_log *log, struct slog_job *group,
 		return -1;
 
 	at = 0;
+	/* Copy back whole signals: the commit assigned seq and, where the
+	 * sensor sent none, campaign_id, and live subscribers must see what
+	 * a replay will read. */
 	for (struct slog_job *j = group; j; j = j->next) {
-		for (size_t i = 0; i < j->n; i++)
-			j->sigs[i].seq = (*scratch)[at + i].seq;
+		memcpy(j->sigs, *scratch + at, j->n * sizeof(*j->sigs));
 		at += j->n;
 		j->first = j->sigs[0].seq;
 		j->last = j->sigs[j->n - 1].seq;

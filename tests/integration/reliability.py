@@ -34,13 +34,15 @@ def raise_fd_limit():
     return hard
 
 
-def rss_kib(pid):
-    """Resident set size of a process in KiB, from /proc/PID/status."""
+def rss_kib(pid, field="VmRSS"):
+    """Resident set size of a process in KiB, from /proc/PID/status.
+    VmRSS counts the pages of the LMDB file that canaryd maps and has
+    read; RssAnon counts only its private memory (heap and stacks)."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise AssertionError("no VmRSS line for pid %d" % pid)
+    raise AssertionError("no %s line for pid %d" % (field, pid))
 
 
 def fd_count(pid):

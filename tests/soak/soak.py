@@ -40,7 +40,7 @@ class Soak:
         self.rng = random.Random(seed)
         self.srv = Canaryd(settings={"outbound_queue_bytes": "256K"})
         self.key = None
-        self.samples = []            # (elapsed, pid, rss KiB, fds)
+        self.samples = []            # (elapsed, pid, RssAnon KiB, fds, VmRSS KiB)
         self.acked = []
         self.restarts = {"term": 0, "kill": 0}
         self.slow_closes = {}
@@ -111,28 +111,36 @@ class Soak:
             await asyncio.sleep(self.rng.uniform(0, 0.5))
 
     def slow_clients(self):
-        """Every few seconds a client subscribes and never reads; the
-        server must close it with 4008 or drop it."""
+        """Every few seconds a client subscribes and stops reading for
+        30 s, live only or replaying from seq 0 in turn. A live one must
+        be closed with 4008 once its queue is full; a replaying one is
+        flow-controlled and may still be open at the end."""
+        live = False
         while not self.stop.is_set():
             time.sleep(self.rng.uniform(3, 8))
             if self.down.is_set() or self.stop.is_set():
                 continue
+            live = not live
+            subscribe = {"op": "subscribe", "id": "slow"}
+            if not live:
+                subscribe["since_seq"] = 0
             try:
                 sock, leftover = ws_handshake(self.srv.port, self.key, rcvbuf=4096)
-                ws_send_text(sock, json.dumps({"op": "subscribe", "id": "slow", "since_seq": 0}))
+                ws_send_text(sock, json.dumps(subscribe))
             except (OSError, AssertionError):
                 continue
             reader = RawReader(sock, leftover, pause=None)
             reader.start()
-            deadline = time.time() + 15
+            deadline = time.time() + 30
             while time.time() < deadline and not self.stop.is_set() and not self.down.is_set():
                 time.sleep(0.2)
             reader.pause = 0.0
             reader.closed.wait(5)
             code = reader.close_code
             reader.stop()
+            kind = "%s %s" % ("live" if live else "replay", code)
             with self.lock:
-                self.slow_closes[code] = self.slow_closes.get(code, 0) + 1
+                self.slow_closes[kind] = self.slow_closes.get(kind, 0) + 1
 
     def restarts_loop(self):
         """Restarts canaryd every 20 to 60 s (a sixth to a third of a
@@ -156,7 +164,8 @@ class Soak:
             if proc is None or self.down.is_set():
                 continue
             try:
-                self.samples.append((time.time() - started, proc.pid, rss_kib(proc.pid), fd_count(proc.pid)))
+                self.samples.append((time.time() - started, proc.pid, rss_kib(proc.pid, "RssAnon"),
+                                     fd_count(proc.pid), rss_kib(proc.pid)))
             except (OSError, AssertionError):
                 pass
 
@@ -216,24 +225,27 @@ class Soak:
             "subscriber_messages": [s["msgs"] for s in self.sub_state],
             "subscriber_reconnects": self.reconnects,
             "restarts": self.restarts,
-            "slow_client_close_codes": {str(k): v for k, v in self.slow_closes.items()},
+            "slow_client_close_codes": self.slow_closes,
             "problems": problems,
         }
         report.update(self.resource_figures())
         return report
 
     def resource_figures(self):
-        """RSS and descriptors: start (after a warm-up), max and end, over
-        the samples of the last canaryd process that lived long enough,
-        and the end of each process against its own start."""
+        """Private memory (RssAnon), VmRSS and descriptors: first sample
+        after a warm-up, max and last, and the largest growth within one
+        canaryd process. VmRSS also counts the mapped LMDB file, which
+        grows with the store and is page cache, not canaryd's memory, so
+        flatness is judged on RssAnon."""
         warm = [s for s in self.samples if s[0] >= 10] or self.samples
         if not warm:
-            return {"rss_kib": None, "fds": None, "flat": False}
+            return {"rss_anon_kib": None, "fds": None, "flat": False}
         rss = [s[2] for s in warm]
         fds = [s[3] for s in warm]
+        vm_rss = [s[4] for s in warm]
         # Each restart begins a new process; compare like with like.
         per_pid = {}
-        for t, pid, r, f in warm:
+        for t, pid, r, f, _ in warm:
             per_pid.setdefault(pid, []).append((r, f))
         growth = []
         for pid, values in per_pid.items():
@@ -246,8 +258,9 @@ class Soak:
         # after its first quarter, and the whole run stayed below 4x the
         # first warm sample plus 64 MiB.
         flat = rss_growth <= 64 * 1024 and fd_growth <= 64 and max(rss) <= 4 * rss[0] + 64 * 1024
-        return {"rss_kib": {"start": rss[0], "max": max(rss), "end": rss[-1],
-                            "max_growth_within_a_process": rss_growth},
+        return {"rss_anon_kib": {"start": rss[0], "max": max(rss), "end": rss[-1],
+                                 "max_growth_within_a_process": rss_growth},
+                "vm_rss_kib": {"start": vm_rss[0], "max": max(vm_rss), "end": vm_rss[-1]},
                 "fds": {"start": fds[0], "max": max(fds), "end": fds[-1],
                         "max_growth_within_a_process": fd_growth},
                 "samples": len(warm), "flat": flat}
