@@ -1112,7 +1112,8 @@ static int tenant_names(const char *tenant_domains, char ***names, size_t *n)
 static json_t *stats_json(struct server *srv, const struct rest_query *q,
 			  const struct st_stats *s, const char *tenant_domains)
 {
-	/* A tenant sees only its own subscribers, never other customers'. */
+	/* A tenant gets the count of its own subscribers, never other
+	 * customers'. */
 	uint64_t subscribers = tenant_domains
 				       ? stream_count_tenant_connections(srv, tenant_domains)
 				       : srv->counters.ws_connections;

@@ -135,16 +135,17 @@ uint64_t st_map_size(st_store *st);
  */
 int st_append(st_store *st, struct sg_signal *sigs, size_t n);
 
-/* Longest ingest batch key: 1 to 64 characters from A-Z a-z 0-9 . _ : - */
+/* Maximum length of an ingest batch key, whose characters come from
+ * A-Z a-z 0-9 . _ : - */
 #define ST_BATCH_KEY_MAX 64
 
 /*
- * Like st_append, for a batch the client named with batch_key. When a
- * batch with this key was committed before (and not yet deleted by
- * retention), nothing is stored, *replayed is set, and *first and *last
- * are that batch's seqs; the same key with another number of signals is
- * ST_ERR_EXISTS. Otherwise the batch is appended and its key recorded in
- * the same transaction.
+ * Appends like st_append, for a batch the client named with batch_key.
+ * When a batch with this key was committed before and retention has not
+ * deleted it yet, nothing is stored, *replayed is set, and *first and
+ * *last are that batch's seqs. The same key with another number of
+ * signals is ST_ERR_EXISTS. Otherwise the batch is appended and its key
+ * recorded in the same transaction.
  */
 int st_append_keyed(st_store *st, struct sg_signal *sigs, size_t n,
 		    const char *batch_key, uint64_t *first, uint64_t *last,

@@ -363,8 +363,8 @@ static CURLcode ps_send_once(struct ps_poster *p, const char *body, size_t len,
 
 /*
  * Returns the poster's headers plus an Idempotency-Key naming this batch,
- * so that a retry of a batch the server already committed is answered
- * from that commit instead of being stored twice. NULL when out of memory
+ * so that the server replies to a retry of a batch it already committed
+ * with that commit's seqs instead of storing the batch twice. NULL when out of memory
  * or out of random bytes.
  */
 static struct curl_slist *ps_batch_headers(const struct ps_poster *p)
@@ -459,7 +459,7 @@ static enum ps_status ps_post_with_key(struct ps_poster *p, const char *body,
 		}
 
 		/* The same body goes out again under the same Idempotency-Key,
-		 * so a batch whose answer was lost is not stored twice. */
+		 * so a batch whose response was lost is not stored twice. */
 		attempt++;
 		p->retries++;
 		wait_ms = ps_backoff_ms(attempt, p->retry_after_s);

@@ -1,6 +1,6 @@
 """Named ingest batches: a batch posted again under the same
-Idempotency-Key is answered from its first commit and stored once, also
-when canary-sensor retries after the 202 was lost on the way back."""
+Idempotency-Key gets the response of its first commit and is stored once,
+also when canary-sensor retries after the 202 was lost on the way back."""
 
 import asyncio
 import json
@@ -66,7 +66,7 @@ async def same_key_stored_once():
 class LossyProxy:
     """Forwards each HTTP request to canaryd on a new connection and, for
     every other request, closes the client's connection instead of
-    relaying the answer: the batch is committed but its 202 is lost."""
+    relaying the response: the batch is committed but its 202 is lost."""
 
     def __init__(self, upstream_port):
         self.upstream_port = upstream_port
