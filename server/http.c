@@ -404,7 +404,7 @@ static void reject_body_too_large(struct http_req *req)
 
 /*
  * Reads the optional Idempotency-Key header: a client that retries a batch
- * under the same key gets the first commit's answer, and the batch is
+ * under the same key gets the first commit's response, and the batch is
  * stored once. Returns 0, or -1 after sending 400.
  */
 static int read_batch_key(struct http_req *req)
@@ -544,8 +544,8 @@ static void reject_batch(struct http_req *req, const struct sg_batch_report *rep
 		     NULL);
 }
 
-/* Answers a batch once the signal log's writer committed it (or failed);
- * runs on the event loop thread. */
+/* Sends the response for a batch once the signal log's writer committed
+ * it or failed. Runs on the event loop thread. */
 static void ingest_committed(void *owner, int rc, uint64_t first,
 			     uint64_t last, size_t count)
 {

@@ -103,7 +103,7 @@ extern const uint64_t slog_commit_bounds_us[SLOG_COMMIT_BOUNDS];
 /* Counters since start, for /metrics and /healthz. */
 struct slog_stats {
 	uint64_t batches;       /* submitted batches committed */
-	uint64_t replayed_batches; /* named batches answered from an earlier commit */
+	uint64_t replayed_batches; /* named batches found already committed */
 	uint64_t signals;
 	uint64_t failures;
 	uint64_t commits;       /* LMDB transactions; one may hold batches */

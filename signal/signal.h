@@ -84,7 +84,7 @@ struct sg_signal {
 	char infra_id[SG_ID_MAX + 1];        /* "" when absent */
 };
 
-/* Why one field of one item was rejected. */
+/* The field and reason of one rejected item. */
 struct sg_error {
 	char field[32];         /* the JSON member name, or "" for the item */
 	char reason[160];       /* a sentence naming the value and the fix */
