@@ -410,12 +410,17 @@ static void wake_event_loop(void *ctx)
 
 static int run_server(struct server *srv)
 {
+	/* The last member, tx_packet_size, is the most lws hands to one
+	 * send(); its default, the receive buffer size, would split each
+	 * batched frame into 4 KiB sends with an event-loop turn between
+	 * them. */
 	struct lws_protocols protocols[] = {
-		{ "http", http_callback, http_session_size(), 0, 0, NULL, 0 },
+		{ "http", http_callback, http_session_size(), 0, 0, NULL,
+		  SERVER_FRAME_MAX },
 		{ STREAM_PROTOCOL_JSON, stream_callback, stream_session_size(), 4096,
-		  0, NULL, 0 },
+		  0, NULL, SERVER_FRAME_MAX },
 		{ STREAM_PROTOCOL_MSGPACK, stream_callback, stream_session_size(),
-		  4096, 0, NULL, 0 },
+		  4096, 0, NULL, SERVER_FRAME_MAX },
 		{ INGEST_WS_PROTOCOL, ingest_ws_callback, ingest_ws_session_size(),
 		  65536, 0, NULL, 0 },
 		{ NULL, NULL, 0, 0, 0, NULL, 0 },

@@ -4,15 +4,19 @@
  * client context on this thread.
  */
 #include "bench.h"
+#include "ws_client.h"
 
+#include <dlfcn.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <msgpack.h>
+#include <uv.h>
 
 /* Connections opened at once while connecting. */
 #define CONNECT_PARALLEL 128
@@ -28,13 +32,15 @@ enum phase { PHASE_CONNECT, PHASE_RUN, PHASE_DRAIN, PHASE_DONE };
 
 struct bctx;
 
+/* The ingest connection runs on lws; subscribers on ws_client.c, whose
+ * reading keeps up with the server at saturation. */
 struct bconn {
 	struct bctx *bc;
-	struct lws *wsi;
+	struct lws *wsi;                /* the ingest connection */
+	struct wsc ws;                  /* a subscriber */
 	int ingest;
 	unsigned index;
 	int welcomed;
-	int subscribe_due;              /* 1 + next subscription to send; 0: none */
 	int subscribed;
 	int replay_done;
 	char iface[16];
@@ -46,6 +52,7 @@ struct bconn {
 struct bctx {
 	struct bench_run *r;
 	struct lws_context *ctx;
+	uv_loop_t *loop;
 	char host[256];
 	int port;
 	struct bconn *subs;
@@ -61,9 +68,29 @@ struct bctx {
 	char *out;                      /* LWS_PRE + INGEST_MSG_MAX */
 };
 
+static const struct wsc_handlers sub_handlers;
+
 static void conn_open(struct bctx *bc, struct bconn *c, int ingest)
 {
 	struct lws_client_connect_info i;
+
+	c->bc = bc;
+	c->ingest = ingest;
+	if (!ingest) {
+		const char *protocol = bc->r->o->msgpack ? "canary.v1.msgpack"
+							 : "canary.v1.json";
+
+		if (!strncmp(bc->host, "127.", 4))
+			bench_source_address(bc->r, c->index, c->iface);
+		if (wsc_connect(&c->ws, bc->loop, bc->host, bc->port,
+				c->iface[0] ? c->iface : NULL, "/v1/canary/stream",
+				protocol, bc->r->o->key, RX_MAX, &sub_handlers, c))
+			bench_fail(bc->r, "cannot start a connection to %s:%d (give an IPv4 address)",
+				   bc->host, bc->port);
+		else
+			bc->connecting++;
+		return;
+	}
 
 	memset(&i, 0, sizeof(i));
 	i.context = bc->ctx;
@@ -71,25 +98,18 @@ static void conn_open(struct bctx *bc, struct bconn *c, int ingest)
 	i.port = bc->port;
 	i.host = bc->host;
 	i.origin = bc->host;
-	i.path = ingest ? "/v1/canary/signals" : "/v1/canary/stream";
-	i.protocol = ingest ? "canary.v1.ingest"
-			    : bc->r->o->msgpack ? "canary.v1.msgpack" : "canary.v1.json";
+	i.path = "/v1/canary/signals";
+	i.protocol = "canary.v1.ingest";
 	i.local_protocol_name = "bench";
 	i.opaque_user_data = c;
 	i.pwsi = &c->wsi;
-	if (!ingest && !strncmp(bc->host, "127.", 4)) {
-		bench_source_address(bc->r, c->index, c->iface);
-		i.iface = c->iface;
-	}
-	c->bc = bc;
-	c->ingest = ingest;
 	if (!lws_client_connect_via_info(&i))
 		bench_fail(bc->r, "cannot start a connection to %s:%d", bc->host, bc->port);
-	else if (!ingest)
-		bc->connecting++;
 }
 
 /* ---- subscriber messages ---- */
+
+static void sub_send_subscriptions(struct bconn *c);
 
 static void sub_control(struct bconn *c, const char *msg, size_t len)
 {
@@ -101,9 +121,8 @@ static void sub_control(struct bconn *c, const char *msg, size_t len)
 			   (int)(len > 200 ? 200 : len), msg);
 	} else if (!strcmp(type, "welcome")) {
 		c->welcomed = 1;
-		c->subscribe_due = !c->ingest;
-		if (c->subscribe_due)
-			lws_callback_on_writable(c->wsi);
+		if (!c->ingest)
+			sub_send_subscriptions(c);
 	} else if (!strcmp(type, "subscribed")) {
 		c->subscribed = 1;
 		c->bc->subscribed++;
@@ -236,29 +255,56 @@ static int conn_receive(struct bconn *c, const char *in, size_t len)
 
 /* ---- writing ---- */
 
-/* Sends the connection's subscribe messages, one per writable callback. */
-static int sub_write_subscribe(struct bconn *c)
+/* Sends a subscriber connection's subscribe messages. */
+static void sub_send_subscriptions(struct bconn *c)
 {
-	unsigned k = c->subscribe_due - 1;
-	unsigned per_conn = c->bc->r->o->subs_per_conn;
-	char buf[LWS_PRE + 256];
-	char domain[64];
-	int n;
+	unsigned per_conn = c->bc->r->o->replay ? 1 : c->bc->r->o->subs_per_conn;
 
-	bench_sub_domain(c->bc->r, c->index * per_conn + k, domain);
-	if (c->bc->r->o->replay)
-		n = snprintf(buf + LWS_PRE, sizeof(buf) - LWS_PRE,
-			     "{\"op\":\"subscribe\",\"id\":\"b\",\"since_seq\":0}");
-	else
-		n = snprintf(buf + LWS_PRE, sizeof(buf) - LWS_PRE,
-			     "{\"op\":\"subscribe\",\"id\":\"b%u\",\"filter\":{\"domains\":[\"%s\"]}}",
-			     k, domain);
-	c->subscribe_due = k + 1 < per_conn && !c->bc->r->o->replay ? k + 2 : 0;
-	if (c->subscribe_due)
-		lws_callback_on_writable(c->wsi);
-	return lws_write(c->wsi, (unsigned char *)buf + LWS_PRE, (size_t)n,
-			 LWS_WRITE_TEXT) < n ? -1 : 0;
+	for (unsigned k = 0; k < per_conn; k++) {
+		char buf[256], domain[64];
+		int n;
+
+		bench_sub_domain(c->bc->r, c->index * c->bc->r->o->subs_per_conn + k, domain);
+		if (c->bc->r->o->replay)
+			n = snprintf(buf, sizeof(buf),
+				     "{\"op\":\"subscribe\",\"id\":\"b\",\"since_seq\":0}");
+		else
+			n = snprintf(buf, sizeof(buf),
+				     "{\"op\":\"subscribe\",\"id\":\"b%u\",\"filter\":{\"domains\":[\"%s\"]}}",
+				     k, domain);
+		if (n <= 0 || (size_t)n >= sizeof(buf) || wsc_send_text(&c->ws, buf, (size_t)n)) {
+			bench_fail(c->bc->r, "sending a subscribe message failed");
+			return;
+		}
+	}
 }
+
+static void sub_opened(struct wsc *w)
+{
+	struct bconn *c = w->user;
+
+	c->bc->connecting--;
+}
+
+static void sub_message(struct wsc *w, int binary, const char *data, size_t len)
+{
+	struct bconn *c = w->user;
+
+	if (binary)
+		sub_frame_msgpack(c, data, len, bench_now_ns());
+	else
+		sub_frame_json(c, data, len, bench_now_ns());
+}
+
+static void sub_closed(struct wsc *w, const char *why)
+{
+	struct bconn *c = w->user;
+
+	if (c->bc->phase != PHASE_DONE)
+		bench_fail(c->bc->r, "a subscriber connection ended: %s", why);
+}
+
+static const struct wsc_handlers sub_handlers = { sub_opened, sub_message, sub_closed };
 
 /* Sends one JSON array of the signals due now. */
 static int ingest_write(struct bctx *bc)
@@ -320,19 +366,13 @@ static int bench_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 	}
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
-		if (!c->ingest)
-			bc->connecting--;
 		return 0;
 
 	case LWS_CALLBACK_CLIENT_RECEIVE:
 		return conn_receive(c, in, len);
 
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
-		if (c->subscribe_due)
-			return sub_write_subscribe(c);
-		if (c->ingest)
-			return ingest_write(bc);
-		return 0;
+		return ingest_write(bc);
 
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		bench_fail(bc->r, "connecting to canaryd failed: %s",
@@ -342,7 +382,7 @@ static int bench_callback(struct lws *wsi, enum lws_callback_reasons reason,
 
 	case LWS_CALLBACK_CLIENT_CLOSED:
 		if (bc->phase != PHASE_DONE)
-			bench_fail(bc->r, "canaryd closed a %s connection",
+			bench_fail(bc->r, "canaryd closed the %s connection",
 				   c->ingest ? "ingest" : "subscriber");
 		c->wsi = NULL;
 		return 0;
@@ -427,7 +467,25 @@ static void tick(lws_sorted_usec_list_t *sul)
 	if (bc->phase != PHASE_DONE && !r->failed)
 		lws_sul_schedule(bc->ctx, 0, &bc->tick, tick, TICK_US);
 	else
-		lws_cancel_service(bc->ctx);    /* lws_service returns at once */
+		lws_cancel_service(bc->ctx);    /* uv_run returns at once */
+}
+
+/*
+ * Destroys the context on its foreign loop: each lws_context_destroy()
+ * call advances the destruction and the loop runs the closes between
+ * calls; lws clears bc->ctx when done. Bounded to two seconds.
+ */
+static void loop_finish(struct bctx *bc, uv_loop_t *loop)
+{
+	for (int ms = 0; ms < 2000; ms++) {
+		if (bc->ctx)
+			lws_context_destroy(bc->ctx);
+		if (!uv_run(loop, UV_RUN_NOWAIT) && !bc->ctx)
+			break;
+		usleep(1000);
+	}
+	if (!bc->ctx)
+		uv_loop_close(loop);
 }
 
 int bench_canaryd(struct bench_run *r)
@@ -437,6 +495,8 @@ int bench_canaryd(struct bench_run *r)
 		{ NULL, NULL, 0, 0, 0, NULL, 0 },
 	};
 	struct lws_context_creation_info info;
+	void *foreign_loops[1];
+	uv_loop_t loop;
 	struct bctx bc;
 	int rc = -1;
 
@@ -456,9 +516,24 @@ int bench_canaryd(struct bench_run *r)
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = protocols;
 	info.fd_limit_per_thread = r->o->subscribers + 64;
+	/* The client runs on a libuv loop (epoll), as canaryd does, so that
+	 * its cost per wake-up does not grow with the number of subscribers.
+	 * lws 4.1 unloads its libuv plugin before the loop has run the
+	 * plugin's close callbacks; RTLD_NODELETE keeps the code mapped. */
+	dlopen("libwebsockets-evlib_uv.so", RTLD_NOW | RTLD_NODELETE);
+	if (uv_loop_init(&loop)) {
+		bench_fail(r, "cannot create the event loop");
+		goto out;
+	}
+	foreign_loops[0] = &loop;
+	bc.loop = &loop;
+	info.options = LWS_SERVER_OPTION_LIBUV;
+	info.foreign_loops = foreign_loops;
+	info.pcontext = &bc.ctx;
 	bc.ctx = lws_create_context(&info);
 	if (!bc.ctx) {
 		bench_fail(r, "cannot create the WebSocket client context");
+		loop_finish(&bc, &loop);
 		goto out;
 	}
 
@@ -466,14 +541,15 @@ int bench_canaryd(struct bench_run *r)
 	conn_open(&bc, &bc.ing, 1);
 	lws_sul_schedule(bc.ctx, 0, &bc.tick, tick, TICK_US);
 	while (bc.phase != PHASE_DONE && !r->failed)
-		if (lws_service(bc.ctx, 0) < 0)
-			break;
+		uv_run(&loop, UV_RUN_ONCE);
 	if (!r->stop_ns)
 		r->stop_ns = bench_now_ns();
 	rc = r->failed ? -1 : 0;
 	bc.phase = PHASE_DONE;
 	lws_sul_cancel(&bc.tick);
-	lws_context_destroy(bc.ctx);
+	for (unsigned i = 0; i < r->o->subscribers; i++)
+		wsc_close(&bc.subs[i].ws);
+	loop_finish(&bc, &loop);
 
 out:
 	for (unsigned i = 0; bc.subs && i < r->o->subscribers; i++)
