@@ -6,7 +6,7 @@
 #   --data-dir /usr/share/canaryd/data
 FROM debian:12 AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        build-essential cmake pkg-config libwebsockets-dev liblmdb-dev libmsgpack-dev \
+        build-essential cmake pkg-config libwebsockets-dev libev-dev liblmdb-dev libmsgpack-dev \
         libjansson-dev libidn2-dev libloc-dev libinih-dev libcurl4-openssl-dev libssl-dev \
         libmosquitto-dev libhiredis-dev nodejs npm \
     && rm -rf /var/lib/apt/lists/*
@@ -16,7 +16,7 @@ RUN cmake -S /src -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 
 FROM debian:12
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libwebsockets17 liblmdb0 libmsgpackc2 libjansson4 libidn2-0 libloc1 libloc-database \
+        libwebsockets17 libwebsockets-evlib-ev libev4 liblmdb0 libmsgpackc2 libjansson4 libidn2-0 libloc1 libloc-database \
         libinih1 libcurl4 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home-dir /var/lib/canaryd canaryd \

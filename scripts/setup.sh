@@ -6,7 +6,7 @@ set -eu
 
 cd "$(dirname "$0")/.."
 
-PACKAGES="build-essential cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev liblmdb-dev
+PACKAGES="build-essential cmake pkg-config libwebsockets-dev libwebsockets-evlib-ev libev-dev libwebsockets-evlib-uv libuv1-dev liblmdb-dev
 libmsgpack-dev libjansson-dev libidn2-dev libloc-dev libloc-database
 libinih-dev libcurl4-openssl-dev libssl-dev openssl python3
 python3-websockets python3-yaml python3-jsonschema lmdb-utils curl clang libclang-rt-14-dev

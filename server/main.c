@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <ev.h>
 #include <libwebsockets.h>
 
 #include "config.h"
@@ -32,6 +33,7 @@
 #define RETENTION_BATCH 256
 #define RETENTION_MAX_BATCHES 2
 #define SHUTDOWN_GRACE_US (3ll * 1000000)
+#define CONTEXT_DESTROY_STEPS 8
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
@@ -355,7 +357,8 @@ static int privileges_check(const char *user)
 }
 
 static struct lws_context *create_context(struct server *srv,
-					  struct lws_protocols *protocols)
+					  struct lws_protocols *protocols,
+					  struct ev_loop *loop)
 {
 	static const struct lws_protocol_vhost_options pvo_default = {
 		NULL, NULL, "default", "1"
@@ -364,6 +367,7 @@ static struct lws_context *create_context(struct server *srv,
 		NULL, &pvo_default, "canary.v1.json", ""
 	};
 	struct lws_context_creation_info info;
+	void *foreign_loops[1] = { loop };
 	char host[256], err[256];
 	int port;
 
@@ -379,8 +383,14 @@ static struct lws_context *create_context(struct server *srv,
 	info.protocols = protocols;
 	info.pvo = &pvo;
 	info.user = srv;
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
+	/* lws runs on canaryd's libev loop, which waits with epoll: its cost
+	 * per turn grows with the connections that have events, where lws's
+	 * own poll() loop scans every open connection on every turn. */
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_LIBEV |
 		       LWS_SERVER_OPTION_DISABLE_IPV6 * !strchr(host, ':');
+	info.foreign_loops = foreign_loops;
+	/* lws sets srv->ctx to NULL once the context is wholly destroyed. */
+	info.pcontext = &srv->ctx;
 	info.max_http_header_data = 8192;
 	/* Each connection holds one of these header buffers until its request
 	 * or WebSocket handshake is read; lws's default of 32 makes /healthz
@@ -408,6 +418,23 @@ static void wake_event_loop(void *ctx)
 	lws_cancel_service(ctx);
 }
 
+/*
+ * Destroys the lws context on its foreign loop. lws finishes in steps:
+ * each lws_context_destroy() call advances it, and it clears srv->ctx
+ * after the last. Gives up after CONTEXT_DESTROY_STEPS calls.
+ */
+static void context_destroy(struct server *srv, struct ev_loop *loop)
+{
+	for (int i = 0; srv->ctx && i < CONTEXT_DESTROY_STEPS; i++) {
+		lws_context_destroy(srv->ctx);
+		if (srv->ctx)
+			ev_run(loop, EVRUN_NOWAIT);
+	}
+	if (srv->ctx)
+		log_error("the lws context was not destroyed at stop");
+	srv->ctx = NULL;
+}
+
 static int run_server(struct server *srv)
 {
 	/* The last member, tx_packet_size, is the most lws hands to one
@@ -425,31 +452,30 @@ static int run_server(struct server *srv)
 		  65536, 0, NULL, 0 },
 		{ NULL, NULL, 0, 0, 0, NULL, 0 },
 	};
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 	int64_t stop_at = 0;
-	int rc = 0;
+	int rc = 1;
 
-	srv->ctx = create_context(srv, protocols);
+	if (!loop) {
+		log_error("cannot create the event loop: out of memory or descriptors");
+		return 1;
+	}
+	srv->ctx = create_context(srv, protocols, loop);
 	if (!srv->ctx) {
 		log_error("cannot listen on %s: check that the address is free and valid%s",
 			  srv->cfg.listen,
 			  srv->cfg.tls_cert[0] ? ", and that tls_cert and tls_key are readable PEM files" : "");
-		return 1;
+		goto out;
 	}
-	if (privileges_check(srv->cfg.user)) {
-		lws_context_destroy(srv->ctx);
-		srv->ctx = NULL;
-		return 1;
-	}
+	if (privileges_check(srv->cfg.user))
+		goto out;
 	log_info("canaryd %s listening on %s://%s, store %s (epoch %s, head seq %" PRIu64 ")",
 		 CANARY_VERSION, srv->cfg.tls_cert[0] ? "https" : "http",
 		 srv->cfg.listen, srv->cfg.data_dir, st_epoch(srv->st),
 		 st_head_seq(srv->st));
 
-	if (slog_start(srv->slog, wake_event_loop, srv->ctx)) {
-		lws_context_destroy(srv->ctx);
-		srv->ctx = NULL;
-		return 1;
-	}
+	if (slog_start(srv->slog, wake_event_loop, srv->ctx))
+		goto out;
 	stream_start_tick(srv);
 	retention_server = srv;
 	lws_sul_schedule(srv->ctx, 0, &retention_sul, retention_run, 1000);
@@ -457,7 +483,7 @@ static int run_server(struct server *srv)
 		lws_sul_schedule(srv->ctx, 0, &sync_sul, sync_run,
 				 (lws_usec_t)srv->cfg.sync_interval_ms * 1000);
 
-	while (rc >= 0) {
+	for (;;) {
 		if (stop_requested && !stop_at) {
 			/*
 			 * The signal log's writer commits every queued batch
@@ -485,7 +511,9 @@ static int run_server(struct server *srv)
 				server_reload(srv, &next);
 		}
 		stream_pass_begin(srv);
-		rc = lws_service(srv->ctx, 0);
+		/* One turn; a signal ends the wait early (EINTR), so the
+		 * checks above see stop and reload requests at once. */
+		ev_run(loop, EVRUN_ONCE);
 	}
 
 	lws_sul_cancel(&retention_sul);
@@ -496,10 +524,14 @@ static int run_server(struct server *srv)
 	/* The last commits reach the disk whatever the durability setting. */
 	if (st_sync(srv->st) != ST_OK)
 		log_error("flushing the store to disk at stop failed");
-	lws_context_destroy(srv->ctx);
-	srv->ctx = NULL;
-	log_info("canaryd stopped");
-	return 0;
+	rc = 0;
+
+out:
+	context_destroy(srv, loop);
+	ev_loop_destroy(loop);
+	if (!rc)
+		log_info("canaryd stopped");
+	return rc;
 }
 
 int main(int argc, char **argv)

@@ -3,9 +3,10 @@
  *
  * Threading model: two threads.
  *
- *   event loop   libwebsockets' lws_service() runs every callback: HTTP,
- *                the stream, the ingest WebSocket, timers, fan-out, replay
- *                reads and retention. Everything in struct server, every
+ *   event loop   a libev loop (epoll) that main.c runs a turn at a time,
+ *                with lws on it as a foreign loop. It runs every callback:
+ *                HTTP, the stream, the ingest WebSocket, timers, fan-out,
+ *                replay reads and retention. Everything in struct server, every
  *                wsi, the subscription index and the outbound queues
  *                belong to this thread.
  *   writer       the signal log's thread (signal_log.c) assigns seqs and
