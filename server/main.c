@@ -226,6 +226,7 @@ static void sync_run(lws_sorted_usec_list_t *sul)
 static int server_open(struct server *srv)
 {
 	struct st_options so = { 0, srv->cfg.map_size_max_bytes, 0, 0 };
+	int64_t unindexed = INT64_MIN;
 	char err[512];
 
 	srv->started_us = sg_now_us();
@@ -236,6 +237,15 @@ static int server_open(struct server *srv)
 	if (st_open(srv->cfg.data_dir, &so, &srv->st, err, sizeof(err)) != ST_OK) {
 		log_error("%s", err);
 		return -1;
+	}
+	if (st_unindexed_max(srv->st, &unindexed) == ST_OK && unindexed != INT64_MIN) {
+		char until[32];
+
+		sg_time_format(unindexed, until);
+		log_info("the store holds signals from an older canaryd, observed up to %s: "
+			 "signal lists whose window starts at or before that time read the "
+			 "global time index and count by reading every signal in the window",
+			 until);
 	}
 	srv->subs = mt_index_new();
 	srv->slog = slog_new(srv->st, stream_publish, srv);

@@ -8,14 +8,18 @@
  * stops reading at the first match past its limit.
  *
  * total_count counts every match in the time window. It comes from the
- * stats counters when they can answer the filter: domains (names or
- * wildcards) combined with at most one other field, where confidence,
- * min_confidence, threat_only and the threat feed all count as the one
- * field confidence. The counters have minute buckets, so the signals
- * between the window start and the next full minute are counted by
- * reading them. Any other filter (two fields besides domains, such as
- * event_type and stage), and a window that reaches back to signals that
- * retention deleted, count by reading every signal in the window.
+ * stats counters: domains (names or wildcards) and any conjunction of
+ * event type, confidence (with min_confidence, threat_only and the threat
+ * feed), stage, proxy type and region, or action alone. The counters have
+ * minute buckets, so the signals between the window start and the nearer
+ * minute boundary are read. Action with another field besides domains,
+ * and a window that reaches back to signals that retention deleted or
+ * that a canaryd without joint counters stored, count by reading every
+ * signal in the window.
+ *
+ * A list whose filter or key names domains reads the per-domain time
+ * index (st_scan_domains_desc), so a page reads only those domains'
+ * signals. Other lists read the global time index.
  *
  * Campaigns page by id, newest campaign first, because last_seen moves
  * while a campaign grows and would make a cursor skip or repeat.
@@ -471,26 +475,32 @@ static int build_filter(struct http_req *req, const struct rest_query *q,
 
 /* ---- counting from the aggregates ---- */
 
-/* A list filter as the counters see it: domains and at most one dim. */
+/* A list filter as the counters and the per-domain index see it. */
 struct count_plan {
-	int countable;
-	int empty;              /* the tenant's domains and the filter's
-				   share none: nothing can match */
-	char **domains;         /* normalised names or "*." patterns */
+	int countable;          /* the counters can count the filter */
+	int empty;              /* nothing can match: no confidence is left,
+				   or the tenant's domains and the filter's
+				   share none */
+	char **domains;         /* normalised names or "*." patterns; none
+				   means every domain */
 	size_t ndomains;
-	enum st_dim dim;
-	char **values;          /* canonical names of dim */
-	size_t nvalues;
+	uint32_t event_types;   /* bit 1 << enum value for each allowed one */
+	uint32_t confidences;
+	uint32_t stages;
+	uint32_t proxy_types;
+	uint32_t actions;
+	char **regions;         /* upper case; none means every region */
+	size_t nregions;
 };
 
 static void plan_free(struct count_plan *p)
 {
 	for (size_t i = 0; i < p->ndomains; i++)
 		free(p->domains[i]);
-	for (size_t i = 0; i < p->nvalues; i++)
-		free(p->values[i]);
+	for (size_t i = 0; i < p->nregions; i++)
+		free(p->regions[i]);
 	free(p->domains);
-	free(p->values);
+	free(p->regions);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -513,15 +523,15 @@ static int list_add_unique(char ***list, size_t *n, const char *text)
 	return 0;
 }
 
-/* Sets the plan's dim from one enumerated filter field. Values are
- * accepted in any case, as the matcher accepts them. */
-static int plan_enum_field(struct count_plan *p, const json_t *list,
-			   enum st_dim dim, const char *const *names, int count)
+/* Sets *mask to the values that one enumerated filter field allows.
+ * Values are accepted in any case, as the matcher accepts them. */
+static int plan_enum_mask(const json_t *list, const char *const *names, int count,
+			  uint32_t *mask)
 {
 	size_t i;
 	json_t *v;
 
-	p->dim = dim;
+	*mask = 0;
 	json_array_foreach(list, i, v) {
 		const char *text = json_string_value(v);
 		int k = -1;
@@ -529,8 +539,9 @@ static int plan_enum_field(struct count_plan *p, const json_t *list,
 		for (int j = 0; text && j < count && k < 0; j++)
 			if (!strcasecmp(text, names[j]))
 				k = j;
-		if (k < 0 || list_add_unique(&p->values, &p->nvalues, names[k]))
+		if (k < 0)
 			return -1;
+		*mask |= 1u << k;
 	}
 	return 0;
 }
@@ -540,7 +551,6 @@ static int plan_regions(struct count_plan *p, const json_t *list)
 	size_t i;
 	json_t *v;
 
-	p->dim = ST_DIM_REGION;
 	json_array_foreach(list, i, v) {
 		const char *text = json_string_value(v);
 		char upper[3];
@@ -550,7 +560,7 @@ static int plan_regions(struct count_plan *p, const json_t *list)
 		upper[0] = (char)(text[0] & ~0x20);
 		upper[1] = (char)(text[1] & ~0x20);
 		upper[2] = '\0';
-		if (list_add_unique(&p->values, &p->nvalues, upper))
+		if (list_add_unique(&p->regions, &p->nregions, upper))
 			return -1;
 	}
 	return 0;
@@ -655,56 +665,65 @@ out:
 	return rc;
 }
 
-/* Decides whether the counters can count the filter, and how. */
+/*
+ * Translates the filter for the counters and the per-domain index. After
+ * a failure the plan is zeroed: not countable, and without domains, so
+ * the list reads by_time.
+ */
 static void plan_build(struct count_plan *p, const json_t *filter,
 		       int threat_feed, const char *tenant_domains)
 {
-	static const struct {
+	const struct {
 		const char *field;
-		enum st_dim dim;
+		uint32_t *mask;
 		const char *const *names;
 		int count;
 	} enums[] = {
-		{ "event_types", ST_DIM_EVENT_TYPE, sg_event_type_names, SG_EVENT_COUNT },
-		{ "stages", ST_DIM_STAGE, sg_stage_names, SG_STAGE_COUNT },
-		{ "proxy_types", ST_DIM_PROXY_TYPE, sg_proxy_type_names, SG_PROXY_COUNT },
-		{ "actions", ST_DIM_ACTION, sg_action_names, SG_ACTION_COUNT },
+		{ "event_types", &p->event_types, sg_event_type_names, SG_EVENT_COUNT },
+		{ "stages", &p->stages, sg_stage_names, SG_STAGE_COUNT },
+		{ "proxy_types", &p->proxy_types, sg_proxy_type_names, SG_PROXY_COUNT },
+		{ "actions", &p->actions, sg_action_names, SG_ACTION_COUNT },
 	};
-	unsigned confidences = plan_confidences(filter, threat_feed);
-	int dims = 0;
+	const json_t *regions = json_object_get(filter, "regions");
 
 	memset(p, 0, sizeof(*p));
-	p->dim = ST_DIM_TOTAL;
-	for (size_t i = 0; i < sizeof(enums) / sizeof(enums[0]); i++) {
-		const json_t *list = json_object_get(filter, enums[i].field);
-
-		if (list && dims++ == 0 &&
-		    plan_enum_field(p, list, enums[i].dim, enums[i].names, enums[i].count))
-			goto fail;
-	}
-	if (json_object_get(filter, "regions") && dims++ == 0 &&
-	    plan_regions(p, json_object_get(filter, "regions")))
-		goto fail;
-	if (confidences == 0) {
+	p->event_types = p->stages = p->proxy_types = p->actions = ST_MASK_ALL;
+	p->confidences = plan_confidences(filter, threat_feed);
+	if (p->confidences == 0) {
 		/* Filters that leave no confidence match nothing. */
 		p->countable = 1;
 		p->empty = 1;
 		return;
 	}
-	if (confidences != (1u << SG_CONFIDENCE_COUNT) - 1 && dims++ == 0) {
-		p->dim = ST_DIM_CONFIDENCE;
-		for (int j = 0; j < SG_CONFIDENCE_COUNT; j++)
-			if ((confidences & (1u << j)) &&
-			    list_add_unique(&p->values, &p->nvalues, sg_confidence_names[j]))
-				goto fail;
+	for (size_t i = 0; i < sizeof(enums) / sizeof(enums[0]); i++) {
+		const json_t *list = json_object_get(filter, enums[i].field);
+
+		if (list && plan_enum_mask(list, enums[i].names, enums[i].count,
+					   enums[i].mask))
+			goto fail;
 	}
-	if (dims > 1 || plan_domains(p, filter, tenant_domains))
+	if (regions && plan_regions(p, regions))
+		goto fail;
+	if (plan_domains(p, filter, tenant_domains))
 		goto fail;
 	p->countable = 1;
 	return;
 
 fail:
 	plan_free(p);
+}
+
+/* Visits signals newest first, strictly before start and observed at or
+ * after min_us: through the per-domain index when the plan names
+ * domains, else through by_time. */
+static int plan_scan(struct server *srv, const struct count_plan *plan,
+		     const struct st_time_pos *start, int64_t min_us,
+		     st_visit_fn visit, void *ctx)
+{
+	if (plan->ndomains == 0)
+		return st_scan_time_desc(srv->st, start, min_us, visit, ctx);
+	return st_scan_domains_desc(srv->st, (const char *const *)plan->domains,
+				    plan->ndomains, start, min_us, visit, ctx, NULL);
 }
 
 /* ---- the signal list ---- */
@@ -777,56 +796,60 @@ static int count_visit(const struct sg_signal *s, void *ctxp)
 }
 
 /*
- * Counts the matches in the window from the counters and, for the part
- * before the first full minute, by reading. Returns ST_OK with *done set
- * when the count is exact; *done 0 means count by scanning.
+ * Counts the matches in the window from the counters. They have minute
+ * buckets, so a window that starts inside a minute is counted from the
+ * nearer minute boundary. The signals between that boundary and the
+ * window start are read, then added when the boundary is later and
+ * subtracted when it is earlier. Returns ST_OK with *done set when the
+ * count is exact; *done 0 means count by scanning.
  */
 static int count_from_aggregates(struct server *srv, struct list_scan *ls,
-				 const char *tenant_domains, int *done)
+				 const struct count_plan *plan, int *done)
 {
-	struct count_plan plan;
-	struct st_count_query cq;
-	struct list_scan partial;
-	struct st_time_pos minute;
-	int64_t into_minute;
+	int64_t since = ls->q->since_us;
+	int64_t into_minute = ((since % MINUTE_US) + MINUTE_US) % MINUTE_US;
+	int64_t from = into_minute < MINUTE_US / 2 ? since - into_minute :
+		       since - into_minute + MINUTE_US;
+	struct st_joint_query jq = {
+		from, (const char *const *)plan->domains, plan->ndomains,
+		plan->event_types, plan->confidences, plan->stages, plan->proxy_types,
+		(const char *const *)plan->regions, plan->nregions, plan->actions
+	};
+	struct st_time_pos top = { from > since ? from : since, 0 };
+	struct list_scan edge;
 	uint64_t count = 0;
 	bool exact = false;
-	int rc = ST_OK;
+	int rc;
 
 	*done = 0;
-	plan_build(&plan, ls->q->filter, ls->threat_feed, tenant_domains);
-	if (!plan.countable)
+	if (!plan->countable)
 		return ST_OK;
-	if (plan.empty) {
-		ls->total = 0;
-		*done = 1;
-		goto out;
-	}
-
-	cq = (struct st_count_query){ ls->q->since_us, (const char *const *)plan.domains,
-				      plan.ndomains, plan.dim,
-				      (const char *const *)plan.values, plan.nvalues };
-	rc = st_stats_count(srv->st, &cq, &count, &exact);
+	rc = st_stats_count_joint(srv->st, &jq, &count, &exact);
 	if (rc != ST_OK || !exact)
-		goto out;
+		return rc;
 
-	/* Signals between since and the next minute boundary. */
-	partial = *ls;
-	partial.total = 0;
-	into_minute = ((ls->q->since_us % MINUTE_US) + MINUTE_US) % MINUTE_US;
-	minute.observed_us = ls->q->since_us + (into_minute ? MINUTE_US - into_minute : 0);
-	minute.seq = 0;
-	if (minute.observed_us > ls->q->since_us)
-		rc = st_scan_time_desc(srv->st, &minute, ls->q->since_us, count_visit,
-				       &partial);
+	/* Signals in [since, from) or [from, since), newest first.
+	 * NOTE: without domains this reads up to half a minute of every
+	 * signal, so its cost grows with the ingest rate per minute. */
+	edge = *ls;
+	edge.total = 0;
+	if (from != since)
+		rc = plan_scan(srv, plan, &top, from < since ? from : since, count_visit,
+			       &edge);
 	if (rc != ST_OK)
-		goto out;
-	ls->total = count + partial.total;
+		return rc;
+	if (from < since) {
+		/* A signal committed between the two reads could make the
+		 * difference negative: then count by scanning. */
+		if (edge.total > count)
+			return ST_OK;
+		count -= edge.total;
+	} else {
+		count += edge.total;
+	}
+	ls->total = count;
 	*done = 1;
-
-out:
-	plan_free(&plan);
-	return rc;
+	return ST_OK;
 }
 
 static void send_list(struct http_req *req, struct list_scan *ls)
@@ -853,13 +876,15 @@ void rest_list_signals(struct http_req *req, int threat_feed,
 		       const char *tenant_domains)
 {
 	struct server *srv = server_of(http_req_wsi(req));
+	struct count_plan plan;
 	struct rest_query q;
 	struct list_scan ls;
 	mt_filter *filter = NULL;
 	int counted = 0;
-	int rc;
+	int rc = ST_OK;
 
 	memset(&ls, 0, sizeof(ls));
+	memset(&plan, 0, sizeof(plan));
 	if (parse_query(req, QUERY_LIST, &q) ||
 	    build_filter(req, &q, tenant_domains, &filter))
 		goto out;
@@ -867,20 +892,19 @@ void rest_list_signals(struct http_req *req, int threat_feed,
 	ls.filter = filter;
 	ls.threat_feed = threat_feed;
 	ls.q = &q;
-	rc = count_from_aggregates(srv, &ls, tenant_domains, &counted);
+	plan_build(&plan, q.filter, threat_feed, tenant_domains);
+	if (plan.empty)
+		counted = 1;
+	else
+		rc = count_from_aggregates(srv, &ls, &plan, &counted);
 	ls.count_all = !counted;
 
 	/* With the count known, the page starts at the cursor and stops at
-	 * the first match past it; otherwise one pass counts and lists.
-	 * NOTE: the page reads every signal between its matches through the
-	 * time index. A filter that matches few signals (one domain of many)
-	 * reads thousands per page, and those reads miss the CPU cache more
-	 * in a large store (docs/benchmarks.md); a per-domain time index
-	 * would read the matches only. */
+	 * the first match past it; otherwise one pass counts and lists. */
 	tb_str(&ls.out, "{\"signals\":[");
-	if (rc == ST_OK)
-		rc = st_scan_time_desc(srv->st, counted && q.has_cursor ? &q.cursor : NULL,
-				       q.since_us, list_visit, &ls);
+	if (rc == ST_OK && !plan.empty)
+		rc = plan_scan(srv, &plan, counted && q.has_cursor ? &q.cursor : NULL,
+			       q.since_us, list_visit, &ls);
 	if (rc != ST_OK) {
 		log_error("signal list scan failed: %s", st_strerror(rc));
 		http_problem(req, 503, "unavailable", "Service unavailable",
@@ -889,6 +913,7 @@ void rest_list_signals(struct http_req *req, int threat_feed,
 	}
 	send_list(req, &ls);
 out:
+	plan_free(&plan);
 	free(ls.out.data);
 	mt_filter_free(filter);
 	json_decref(q.filter);

@@ -133,6 +133,26 @@ size_t agg_key_domain(uint8_t *k, enum st_level level, const char *rev,
 	return n + 2;
 }
 
+size_t agg_key_joint(uint8_t *k, enum st_level level, int64_t bucket,
+		     const char *region)
+{
+	k[0] = (uint8_t)level;
+	k[1] = AGG_KIND_JOINT;
+	st__put_u64(k + 2, st__time_to_key(bucket));
+	memcpy(k + 10, region, 2);
+	return 12;
+}
+
+size_t agg_key_domain_joint(uint8_t *k, enum st_level level, const char *rev,
+			    size_t revlen, int64_t bucket, const char *region)
+{
+	size_t n = agg_key_domain(k, level, rev, revlen, true, bucket, region);
+
+	/* The key ends in [sub][region]: two region bytes after the sub. */
+	k[n - 3] = AGG_SUB_JOINT;
+	return n;
+}
+
 int agg_count_decode(const MDB_val *v, msgpack_zone *zone, uint64_t *out)
 {
 	msgpack_object obj;
@@ -164,6 +184,34 @@ int agg_vector_decode(const MDB_val *v, msgpack_zone *zone,
 		if (obj.via.array.ptr[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
 			return ST_ERR_CORRUPT;
 		out[i] = obj.via.array.ptr[i].via.u64;
+	}
+	return ST_OK;
+}
+
+int agg_joint_decode(const MDB_val *v, msgpack_zone *zone,
+		     uint64_t out[AGG_JOINT_LEN])
+{
+	msgpack_object obj;
+	size_t off = 0;
+
+	memset(out, 0, AGG_JOINT_LEN * sizeof *out);
+	if (st__value_check(v->mv_data, v->mv_size) != ST_OK ||
+	    msgpack_unpack(v->mv_data, v->mv_size, &off, zone, &obj) !=
+	    MSGPACK_UNPACK_SUCCESS || off != v->mv_size ||
+	    obj.type != MSGPACK_OBJECT_MAP || obj.via.map.size > AGG_JOINT_LEN)
+		return ST_ERR_CORRUPT;
+	for (uint32_t i = 0; i < obj.via.map.size; i++) {
+		const msgpack_object_kv *kv = &obj.via.map.ptr[i];
+
+		if (kv->key.type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    kv->key.via.u64 >= AGG_JOINT_LEN)
+			return ST_ERR_CORRUPT;
+
+		/* Each code is written once, so a repeated code is corruption. */
+		if (out[kv->key.via.u64] != 0)
+			return ST_ERR_CORRUPT;
+		out[kv->key.via.u64] = kv->val.via.u64;
 	}
 	return ST_OK;
 }
@@ -244,8 +292,10 @@ static uint64_t agg_hash(const uint8_t *k, size_t len)
 
 void agg_table_free(struct agg_table *t)
 {
-	for (size_t i = 0; i < t->cap; i++)
+	for (size_t i = 0; i < t->cap; i++) {
 		free(t->slots[i].key);
+		free(t->slots[i].pairs);
+	}
 	free(t->slots);
 	memset(t, 0, sizeof *t);
 }
@@ -281,7 +331,7 @@ static int agg_table_grow(struct agg_table *t)
 }
 
 struct agg_entry *agg_table_get(struct agg_table *t, const uint8_t *k,
-				       size_t len, bool vector)
+				size_t len, enum agg_value_kind kind)
 {
 	struct agg_entry *e;
 
@@ -294,7 +344,7 @@ struct agg_entry *agg_table_get(struct agg_table *t, const uint8_t *k,
 			return NULL;
 		memcpy(e->key, k, len);
 		e->len = len;
-		e->vector = vector;
+		e->kind = (uint8_t)kind;
 		t->used++;
 	}
 	return e;
@@ -302,7 +352,7 @@ struct agg_entry *agg_table_get(struct agg_table *t, const uint8_t *k,
 
 static int agg_add_count(struct agg_table *t, const uint8_t *k, size_t len)
 {
-	struct agg_entry *e = agg_table_get(t, k, len, false);
+	struct agg_entry *e = agg_table_get(t, k, len, AGG_VALUE_COUNT);
 
 	if (!e)
 		return ST_ERR_IO;
@@ -313,7 +363,7 @@ static int agg_add_count(struct agg_table *t, const uint8_t *k, size_t len)
 static int agg_add_vector(struct agg_table *t, const uint8_t *k, size_t len,
 			  const struct sg_signal *s)
 {
-	struct agg_entry *e = agg_table_get(t, k, len, true);
+	struct agg_entry *e = agg_table_get(t, k, len, AGG_VALUE_VECTOR);
 
 	if (!e)
 		return ST_ERR_IO;
@@ -326,12 +376,48 @@ static int agg_add_vector(struct agg_table *t, const uint8_t *k, size_t len,
 	return ST_OK;
 }
 
+/*
+ * Adds 1 to the signal's joint code in entry k. A batch usually adds few
+ * codes to one entry, so the entry keeps a short list rather than all
+ * AGG_JOINT_LEN counts.
+ */
+static int agg_add_joint(struct agg_table *t, const uint8_t *k, size_t len,
+			 uint32_t code)
+{
+	struct agg_entry *e = agg_table_get(t, k, len, AGG_VALUE_JOINT);
+	struct agg_pair *grown;
+	uint32_t cap;
+
+	if (!e)
+		return ST_ERR_IO;
+	for (uint32_t i = 0; i < e->npairs; i++) {
+		if (e->pairs[i].code == code) {
+			e->pairs[i].count++;
+			return ST_OK;
+		}
+	}
+	if (e->npairs == e->pairs_cap) {
+		cap = e->pairs_cap ? e->pairs_cap * 2 : 2;
+		grown = realloc(e->pairs, cap * sizeof *grown);
+		if (!grown)
+			return ST_ERR_IO;
+		e->pairs = grown;
+		e->pairs_cap = cap;
+	}
+	e->pairs[e->npairs++] = (struct agg_pair){ code, 1 };
+	return ST_OK;
+}
+
 /* Adds one signal's counters at one level to the batch's table. */
 static int agg_add_signal(struct agg_table *t, const struct sg_signal *s,
 			  enum st_level level, const char *rev, size_t revlen)
 {
 	uint8_t k[AGG_KEY_MAX];
 	int64_t bucket = agg_floor(s->observed_us, agg_step_us[level]);
+	uint32_t code = (uint32_t)agg_joint_code(s->event_type % SG_EVENT_COUNT,
+						 s->confidence % SG_CONFIDENCE_COUNT,
+						 s->stage % SG_STAGE_COUNT,
+						 s->proxy_type % SG_PROXY_COUNT);
 	int status;
 
 	status = agg_add_vector(t, k, agg_key_vector(k, level, bucket), s);
@@ -345,8 +431,12 @@ static int agg_add_signal(struct agg_table *t, const struct sg_signal *s,
 		status = agg_add_vector(t, k, agg_key_domain(k, level, rev, revlen,
 							     true, bucket, NULL), s);
 	if (status == ST_OK)
-		status = agg_add_count(t, k, agg_key_domain(k, level, rev, revlen,
-							    true, bucket, s->region));
+		status = agg_add_joint(t, k, agg_key_joint(k, level, bucket, s->region),
+				       code);
+	if (status == ST_OK)
+		status = agg_add_joint(t, k, agg_key_domain_joint(k, level, rev, revlen,
+								  bucket, s->region),
+				       code);
 	return status;
 }
 
@@ -364,6 +454,46 @@ static int agg_entry_cmp(const void *a, const void *b)
 	return x->len < y->len ? -1 : x->len > y->len;
 }
 
+/* Adds a batch's joint counts to the stored map of e's key. */
+static int agg_apply_joint(st_store *st, MDB_txn *txn, const struct agg_entry *e,
+			   msgpack_zone *zone, msgpack_sbuffer *buf)
+{
+	MDB_val key = { e->len, e->key };
+	MDB_val val;
+	uint64_t cur[AGG_JOINT_LEN] = { 0 };
+	msgpack_packer pk;
+	uint32_t used = 0;
+	int status = ST_OK;
+	int rc = mdb_get(txn, st->dbi_stats, &key, &val);
+
+	if (rc == MDB_SUCCESS)
+		status = agg_joint_decode(&val, zone, cur);
+	else if (rc != MDB_NOTFOUND)
+		status = st__status_from_mdb(rc);
+	if (status != ST_OK)
+		return status;
+
+	for (uint32_t i = 0; i < e->npairs; i++)
+		cur[e->pairs[i].code % AGG_JOINT_LEN] += e->pairs[i].count;
+	for (int c = 0; c < AGG_JOINT_LEN; c++)
+		used += cur[c] != 0;
+
+	msgpack_sbuffer_clear(buf);
+	msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+	rc = msgpack_pack_map(&pk, used);
+	for (int c = 0; c < AGG_JOINT_LEN && rc == 0; c++) {
+		if (cur[c] == 0)
+			continue;
+		rc = msgpack_pack_uint32(&pk, (uint32_t)c);
+		if (rc == 0)
+			rc = msgpack_pack_uint64(&pk, cur[c]);
+	}
+	if (rc != 0)
+		return ST_ERR_IO;
+	val = (MDB_val){ buf->size, buf->data };
+	return st__status_from_mdb(mdb_put(txn, st->dbi_stats, &key, &val, 0));
+}
+
 /* Adds e to the stored value of its key. */
 static int agg_apply_one(st_store *st, MDB_txn *txn, const struct agg_entry *e,
 			 msgpack_zone *zone, msgpack_sbuffer *buf)
@@ -372,13 +502,18 @@ static int agg_apply_one(st_store *st, MDB_txn *txn, const struct agg_entry *e,
 	MDB_val val;
 	uint64_t cur[AGG_VEC_LEN] = { 0 };
 	msgpack_packer pk;
-	int n = e->vector ? AGG_VEC_LEN : 1;
+	bool vector = e->kind == AGG_VALUE_VECTOR;
+	int n = vector ? AGG_VEC_LEN : 1;
 	int status = ST_OK;
-	int rc = mdb_get(txn, st->dbi_stats, &key, &val);
+	int rc;
 
+	if (e->kind == AGG_VALUE_JOINT)
+		return agg_apply_joint(st, txn, e, zone, buf);
+
+	rc = mdb_get(txn, st->dbi_stats, &key, &val);
 	if (rc == MDB_SUCCESS)
-		status = e->vector ? agg_vector_decode(&val, zone, cur) :
-				     agg_count_decode(&val, zone, cur);
+		status = vector ? agg_vector_decode(&val, zone, cur) :
+				  agg_count_decode(&val, zone, cur);
 	else if (rc != MDB_NOTFOUND)
 		status = st__status_from_mdb(rc);
 	if (status != ST_OK)
@@ -386,7 +521,7 @@ static int agg_apply_one(st_store *st, MDB_txn *txn, const struct agg_entry *e,
 
 	msgpack_sbuffer_clear(buf);
 	msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-	rc = e->vector ? msgpack_pack_array(&pk, AGG_VEC_LEN) : 0;
+	rc = vector ? msgpack_pack_array(&pk, AGG_VEC_LEN) : 0;
 	for (int i = 0; i < n && rc == 0; i++)
 		rc = msgpack_pack_uint64(&pk, cur[i] + e->add[i]);
 	if (rc != 0)
@@ -666,6 +801,8 @@ static int agg_prune_body(st_store *st, MDB_txn *txn, void *ctx)
 		rc = agg_prune_time_major(cur, level, AGG_KIND_VECTOR, cutoff, pc);
 		if (rc == MDB_SUCCESS)
 			rc = agg_prune_time_major(cur, level, AGG_KIND_GLOBAL, cutoff, pc);
+		if (rc == MDB_SUCCESS)
+			rc = agg_prune_time_major(cur, level, AGG_KIND_JOINT, cutoff, pc);
 		if (rc == MDB_SUCCESS)
 			rc = agg_prune_domains(cur, level, cutoff, pc);
 	}

@@ -2,10 +2,11 @@
  * Signals: appending with seq assignment, reads by seq, the time index
  * scans and retention.
  *
- * Every signal has three entries, always written and deleted together in
- * one transaction: signals[seq], by_time[observed_us, seq] and
- * by_recv[received_us, seq]. Reads copy what they need and close their
- * read transaction before calling back, so no caller can pin old pages.
+ * Every signal has four entries, always written and deleted together in
+ * one transaction: signals[seq], by_time[observed_us, seq],
+ * by_recv[received_us, seq] and, unless its domain is empty, by_domain
+ * (domain_index.c). Reads copy what they need and close their read
+ * transaction before calling back, so no caller can pin old pages.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +54,7 @@ struct st_append_ctx {
 	bool replayed;
 };
 
-/* Puts one signal and both of its index entries. */
+/* Puts one signal and its three index entries. */
 static int st_put_signal(st_store *st, MDB_txn *txn, const struct sg_signal *s,
 			 msgpack_sbuffer *buf)
 {
@@ -87,7 +88,9 @@ static int st_put_signal(st_store *st, MDB_txn *txn, const struct sg_signal *s,
 	st__time_key(recv_key, s->received_us, s->seq);
 	key = (MDB_val){ sizeof recv_key, recv_key };
 	rc = mdb_put(txn, st->dbi_by_recv, &key, &empty, 0);
-	return st__status_from_mdb(rc);
+	if (rc != MDB_SUCCESS)
+		return st__status_from_mdb(rc);
+	return st__domain_index_put(st, txn, s);
 }
 
 static int st_append_body(st_store *st, MDB_txn *txn, void *ctx)
@@ -599,7 +602,8 @@ static int st_time_index_drop(st_store *st, MDB_txn *txn, uint64_t seq)
 	return rc == MDB_NOTFOUND ? ST_OK : st__status_from_mdb(rc);
 }
 
-/* Deletes signals[seq] and its by_time entry; by_recv is the caller's. */
+/* Deletes signals[seq] and its by_time and by_domain entries; by_recv is
+ * the caller's. */
 static int st_delete_signal(st_store *st, MDB_txn *txn, uint64_t seq)
 {
 	uint8_t seq_key[8];
@@ -630,10 +634,18 @@ static int st_delete_signal(st_store *st, MDB_txn *txn, uint64_t seq)
 		status = st__agg_note_deleted(st, txn, s.observed_us);
 		if (status != ST_OK)
 			return status;
+		status = st__domain_index_del(st, txn, &s);
+		if (status != ST_OK)
+			return status;
 		st__time_key(time_key, s.observed_us, seq);
 		rc = mdb_del(txn, st->dbi_by_time, &tkey, NULL);
 		if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
 			return st__status_from_mdb(rc);
+	}
+	if (!decoded) {
+		status = st__domain_index_drop_seq(st, txn, seq);
+		if (status != ST_OK)
+			return status;
 	}
 	if (!decoded || rc == MDB_NOTFOUND) {
 		status = st_time_index_drop(st, txn, seq);

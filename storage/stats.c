@@ -1,6 +1,7 @@
 /*
  * Stats aggregates, the reading side: st_stats_read for the stats
- * endpoint, st_stats_count for list totals, st_sensors_active. The cost
+ * endpoint, st_stats_count and st_stats_count_joint for list totals,
+ * st_sensors_active. The cost
  * of a read grows with the number of buckets and distinct values in the
  * window, never with the number of stored signals.
  *
@@ -86,12 +87,16 @@ struct agg_reader {
 	MDB_cursor *cur;
 	msgpack_zone zone;
 
-	/* groups mode: every value into groups; otherwise a count of the
-	 * vector positions in pick, or of the regions in regions[] */
+	/* Three modes. Groups mode adds every value into groups. Joint mode
+	 * counts the codes in joint_pick of the regions in regions[], or of
+	 * every region when nregions is 0. Otherwise r counts the vector
+	 * positions in pick, or the regions in regions[]. */
 	struct agg_table *groups;
 	const char *domain_name;        /* the domain group's value */
 	bool pick[AGG_VEC_LEN];
 	bool by_region;
+	bool joint;
+	bool joint_pick[AGG_JOINT_LEN];
 	const char *const *regions;
 	size_t nregions;
 
@@ -111,7 +116,7 @@ static int agg_group_add(struct agg_reader *r, enum st_dim dim,
 		return ST_OK;
 	k[0] = (uint8_t)dim;
 	memcpy(k + 1, value, vlen);
-	e = agg_table_get(r->groups, k, vlen + 1, false);
+	e = agg_table_get(r->groups, k, vlen + 1, AGG_VALUE_COUNT);
 	if (!e)
 		return ST_ERR_IO;
 	e->add[0] += count;
@@ -166,9 +171,15 @@ static int agg_take_vector(struct agg_reader *r, int64_t bucket,
 	return status;
 }
 
+/*
+ * Adds a stored count of dim's value, or with joint set the sum of a
+ * joint value (the count of its region), when r counts that value.
+ */
 static int agg_take_count(struct agg_reader *r, enum st_dim dim,
-			  const uint8_t *value, size_t vlen, const MDB_val *val)
+			  const uint8_t *value, size_t vlen, const MDB_val *val,
+			  bool joint)
 {
+	uint64_t counts[AGG_JOINT_LEN];
 	uint64_t count = 0;
 	bool wanted = r->groups != NULL;
 	int status;
@@ -178,7 +189,14 @@ static int agg_take_count(struct agg_reader *r, enum st_dim dim,
 			 !memcmp(r->regions[i], value, vlen);
 	if (!wanted)
 		return ST_OK;
-	status = agg_count_decode(val, &r->zone, &count);
+	if (!joint) {
+		status = agg_count_decode(val, &r->zone, &count);
+	} else {
+		status = agg_joint_decode(val, &r->zone, counts);
+		msgpack_zone_clear(&r->zone);
+		for (int c = 0; c < AGG_JOINT_LEN; c++)
+			count += counts[c];
+	}
 	if (status != ST_OK)
 		return status;
 	if (!r->groups) {
@@ -186,6 +204,33 @@ static int agg_take_count(struct agg_reader *r, enum st_dim dim,
 		return ST_OK;
 	}
 	return agg_group_add(r, dim, value, vlen, count);
+}
+
+/* Returns true when region (vlen bytes) is one that a joint read counts. */
+static bool agg_joint_region_wanted(const struct agg_reader *r,
+				    const uint8_t *region, size_t vlen)
+{
+	if (r->nregions == 0)
+		return true;
+	for (size_t i = 0; i < r->nregions; i++)
+		if (strlen(r->regions[i]) == vlen && !memcmp(r->regions[i], region, vlen))
+			return true;
+	return false;
+}
+
+/* Adds the picked codes of one joint value to r->sum. */
+static int agg_take_joint(struct agg_reader *r, const MDB_val *val)
+{
+	uint64_t counts[AGG_JOINT_LEN];
+	int status = agg_joint_decode(val, &r->zone, counts);
+
+	msgpack_zone_clear(&r->zone);
+	if (status != ST_OK)
+		return status;
+	for (int c = 0; c < AGG_JOINT_LEN; c++)
+		if (r->joint_pick[c])
+			r->sum += counts[c];
+	return ST_OK;
 }
 
 static int agg_seek(struct agg_reader *r, const uint8_t *k, size_t len,
@@ -245,7 +290,33 @@ static int agg_read_global(struct agg_reader *r, const struct agg_segment *seg)
 		if (key.mv_size < 11 || p[0] != seg->level || p[1] != AGG_KIND_GLOBAL ||
 		    st__time_from_key(st__get_u64(p + 2)) >= seg->to)
 			break;
-		status = agg_take_count(r, p[10], p + 11, key.mv_size - 11, &val);
+		status = agg_take_count(r, p[10], p + 11, key.mv_size - 11, &val, false);
+		rc = mdb_cursor_get(r->cur, &key, &val, MDB_NEXT);
+	}
+	return agg_scan_end(status, rc);
+}
+
+/* Reads the joint counts of every domain in the buckets of seg. */
+static int agg_read_global_joint(struct agg_reader *r,
+				 const struct agg_segment *seg)
+{
+	uint8_t k[10];
+	MDB_val key, val;
+	int status = ST_OK;
+	int rc;
+
+	k[0] = (uint8_t)seg->level;
+	k[1] = AGG_KIND_JOINT;
+	st__put_u64(k + 2, st__time_to_key(seg->from));
+	rc = agg_seek(r, k, sizeof k, &key, &val);
+	while (rc == MDB_SUCCESS && status == ST_OK) {
+		const uint8_t *p = key.mv_data;
+
+		if (key.mv_size < 10 || p[0] != seg->level || p[1] != AGG_KIND_JOINT ||
+		    st__time_from_key(st__get_u64(p + 2)) >= seg->to)
+			break;
+		if (agg_joint_region_wanted(r, p + 10, key.mv_size - 10))
+			status = agg_take_joint(r, &val);
 		rc = mdb_cursor_get(r->cur, &key, &val, MDB_NEXT);
 	}
 	return agg_scan_end(status, rc);
@@ -286,7 +357,7 @@ static int agg_read_global_regions(struct agg_reader *r,
 			rc = mdb_get(r->txn, r->st->dbi_stats, &gkey, &gval);
 			if (rc == MDB_SUCCESS)
 				status = agg_take_count(r, ST_DIM_REGION, k + 11,
-							gkey.mv_size - 11, &gval);
+							gkey.mv_size - 11, &gval, false);
 			else if (rc != MDB_NOTFOUND)
 				status = st__status_from_mdb(rc);
 		}
@@ -318,11 +389,20 @@ static int agg_read_domain(struct agg_reader *r, const struct agg_segment *seg,
 		bucket = st__time_from_key(st__get_u64(p + plen));
 		if (bucket >= seg->to)
 			break;
-		if (p[plen + 8] == AGG_SUB_VECTOR && !r->by_region)
+		if (r->joint) {
+			if (p[plen + 8] == AGG_SUB_JOINT &&
+			    agg_joint_region_wanted(r, p + plen + 9, key.mv_size - plen - 9))
+				status = agg_take_joint(r, &val);
+		} else if (p[plen + 8] == AGG_SUB_VECTOR && !r->by_region) {
 			status = agg_take_vector(r, bucket, &val);
-		else if (p[plen + 8] == AGG_SUB_REGION && !r->trend)
+		} else if ((p[plen + 8] == AGG_SUB_REGION || p[plen + 8] == AGG_SUB_JOINT) &&
+			   !r->trend) {
+			/* Region counts of one domain: a count from an older
+			 * canaryd, the sum of a joint value from this one. */
 			status = agg_take_count(r, ST_DIM_REGION, p + plen + 9,
-						key.mv_size - plen - 9, &val);
+						key.mv_size - plen - 9, &val,
+						p[plen + 8] == AGG_SUB_JOINT);
+		}
 		rc = mdb_cursor_get(r->cur, &key, &val, MDB_NEXT);
 	}
 	return agg_scan_end(status, rc);
@@ -745,6 +825,8 @@ static int agg_count_segment(struct agg_reader *r, const struct agg_segment *seg
 {
 	int status = ST_OK;
 
+	if (npatterns == 0 && r->joint)
+		return agg_read_global_joint(r, seg);
 	if (npatterns == 0)
 		return r->by_region ? agg_read_global_regions(r, seg) :
 				      agg_read_vectors(r, seg->level, seg->from, seg->to);
@@ -765,18 +847,73 @@ static int agg_count_segment(struct agg_reader *r, const struct agg_segment *seg
 	return status;
 }
 
-int st_stats_count(st_store *st, const struct st_count_query *q,
-		   uint64_t *count, bool *exact)
+/* Reads meta "unindexed_observed_max" (store_private.h) into *out. */
+static int agg_unindexed_max(st_store *st, MDB_txn *txn, int64_t *out)
+{
+	return st__meta_get_time(st, txn, ST_META_UNINDEXED_MAX, out);
+}
+
+/*
+ * Sums, from the counters, what r is set up to count in the window from
+ * since_us (rounded up to its minute) on, for the domains matching
+ * domains[0..ndomains-1]. With joint set, windows that reach signals
+ * without joint counts are not exact either. r must be zeroed except
+ * for what it counts.
+ */
+static int agg_count_window(st_store *st, struct agg_reader *r, int64_t since_us,
+			    const char *const *domains, size_t ndomains,
+			    uint64_t *count, bool *exact)
 {
 	struct agg_segment segs[AGG_SEGMENTS_MAX];
-	struct agg_reader r;
 	const char **patterns = NULL;
 	size_t npatterns = 0;
 	int64_t deleted_max = INT64_MIN;
+	int64_t unindexed_max = INT64_MIN;
 	int64_t horizon;
 	int64_t a;
 	size_t nsegs;
 	int status;
+
+	a = agg_ceil(since_us, agg_step_us[ST_LEVEL_MINUTE]);
+	horizon = sg_now_us() - atomic_load(&st->minute_keep_us) +
+		  agg_step_us[ST_LEVEL_HOUR];
+	if (a < horizon)
+		return ST_OK;
+
+	if (ndomains) {
+		patterns = calloc(ndomains, sizeof *patterns);
+		if (!patterns)
+			return ST_ERR_IO;
+		npatterns = agg_patterns_disjoint(domains, ndomains, patterns);
+	}
+
+	status = agg_reader_open(st, r);
+	if (status == ST_OK)
+		status = agg_deleted_max(st, r->txn, &deleted_max);
+	if (status == ST_OK && r->joint)
+		status = agg_unindexed_max(st, r->txn, &unindexed_max);
+	if (status != ST_OK || deleted_max >= a ||
+	    (unindexed_max != INT64_MIN && unindexed_max >= a))
+		goto out;
+
+	nsegs = agg_segments(a, INT64_MAX, segs);
+	for (size_t i = 0; i < nsegs && status == ST_OK; i++)
+		status = agg_count_segment(r, &segs[i], patterns, npatterns);
+	if (status == ST_OK) {
+		*count = r->sum;
+		*exact = true;
+	}
+
+out:
+	agg_reader_close(r);
+	free(patterns);
+	return status;
+}
+
+int st_stats_count(st_store *st, const struct st_count_query *q,
+		   uint64_t *count, bool *exact)
+{
+	struct agg_reader r;
 
 	if (!st || !q || !count || !exact || q->dim >= ST_DIM_DOMAIN ||
 	    (q->dim != ST_DIM_TOTAL && q->nvalues == 0))
@@ -784,38 +921,112 @@ int st_stats_count(st_store *st, const struct st_count_query *q,
 	*count = 0;
 	*exact = false;
 	memset(&r, 0, sizeof r);
+	if (!agg_count_setup(&r, q))
+		return ST_OK;
+	return agg_count_window(st, &r, q->since_us, q->domains, q->ndomains,
+				count, exact);
+}
 
-	a = agg_ceil(q->since_us, agg_step_us[ST_LEVEL_MINUTE]);
-	horizon = sg_now_us() - atomic_load(&st->minute_keep_us) +
-		  agg_step_us[ST_LEVEL_HOUR];
-	if (a < horizon || !agg_count_setup(&r, q))
+/* One enumerated field of a joint query. */
+struct agg_joint_field {
+	enum st_dim dim;
+	uint32_t mask;                  /* only bits below count */
+	uint32_t all;
+	int count;
+	const char *const *names;
+};
+
+/*
+ * Counts a joint query that narrows at most one field with st_stats_count,
+ * which reads the smaller vectors and counts. field is that field, or
+ * NULL for none.
+ */
+static int agg_count_one_field(st_store *st, const struct st_joint_query *q,
+			       const struct agg_joint_field *field,
+			       uint64_t *count, bool *exact)
+{
+	struct st_count_query cq = { q->since_us, q->domains, q->ndomains,
+				     ST_DIM_TOTAL, NULL, 0 };
+	const char *values[32];
+	size_t n = 0;
+
+	if (q->nregions) {
+		cq.dim = ST_DIM_REGION;
+		cq.values = q->regions;
+		cq.nvalues = q->nregions;
+	} else if (field) {
+		for (int i = 0; i < field->count; i++)
+			if (field->mask & (1u << i))
+				values[n++] = field->names[i];
+		cq.dim = field->dim;
+		cq.values = values;
+		cq.nvalues = n;
+	}
+	return st_stats_count(st, &cq, count, exact);
+}
+
+int st_stats_count_joint(st_store *st, const struct st_joint_query *q,
+			 uint64_t *count, bool *exact)
+{
+	struct agg_joint_field fields[] = {
+		{ ST_DIM_EVENT_TYPE, 0, 0, SG_EVENT_COUNT, sg_event_type_names },
+		{ ST_DIM_CONFIDENCE, 0, 0, SG_CONFIDENCE_COUNT, sg_confidence_names },
+		{ ST_DIM_STAGE, 0, 0, SG_STAGE_COUNT, sg_stage_names },
+		{ ST_DIM_PROXY_TYPE, 0, 0, SG_PROXY_COUNT, sg_proxy_type_names },
+		{ ST_DIM_ACTION, 0, 0, SG_ACTION_COUNT, sg_action_names },
+	};
+	const struct agg_joint_field *actions = &fields[4];
+	const struct agg_joint_field *narrowed = NULL;
+	struct agg_reader r;
+	size_t nnarrowed = q && q->nregions ? 1 : 0;
+
+	if (!st || !q || !count || !exact || (q->nregions && !q->regions) ||
+	    (q->ndomains && !q->domains))
+		return ST_ERR_INVALID;
+	*count = 0;
+	*exact = false;
+
+	fields[0].mask = q->event_types;
+	fields[1].mask = q->confidences;
+	fields[2].mask = q->stages;
+	fields[3].mask = q->proxy_types;
+	fields[4].mask = q->actions;
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		fields[i].all = (1u << fields[i].count) - 1;
+		fields[i].mask &= fields[i].all;
+
+		/* A field that allows no value matches nothing, exactly. */
+		if (fields[i].mask == 0) {
+			*exact = true;
+			return ST_OK;
+		}
+		if (fields[i].mask != fields[i].all) {
+			narrowed = &fields[i];
+			nnarrowed++;
+		}
+	}
+	if (nnarrowed <= 1)
+		return agg_count_one_field(st, q, narrowed, count, exact);
+
+	/* Joint counts do not split by action: the caller counts by reading. */
+	if (actions->mask != actions->all)
 		return ST_OK;
 
-	if (q->ndomains) {
-		patterns = calloc(q->ndomains, sizeof *patterns);
-		if (!patterns)
-			return ST_ERR_IO;
-		npatterns = agg_patterns_disjoint(q->domains, q->ndomains, patterns);
-	}
-
-	status = agg_reader_open(st, &r);
-	if (status == ST_OK)
-		status = agg_deleted_max(st, r.txn, &deleted_max);
-	if (status != ST_OK || deleted_max >= a)
-		goto out;
-
-	nsegs = agg_segments(a, INT64_MAX, segs);
-	for (size_t i = 0; i < nsegs && status == ST_OK; i++)
-		status = agg_count_segment(&r, &segs[i], patterns, npatterns);
-	if (status == ST_OK) {
-		*count = r.sum;
-		*exact = true;
-	}
-
-out:
-	agg_reader_close(&r);
-	free(patterns);
-	return status;
+	memset(&r, 0, sizeof r);
+	r.joint = true;
+	r.regions = q->regions;
+	r.nregions = q->nregions;
+	for (int e = 0; e < SG_EVENT_COUNT; e++)
+		for (int c = 0; c < SG_CONFIDENCE_COUNT; c++)
+			for (int g = 0; g < SG_STAGE_COUNT; g++)
+				for (int p = 0; p < SG_PROXY_COUNT; p++)
+					r.joint_pick[agg_joint_code(e, c, g, p)] =
+						(fields[0].mask & (1u << e)) &&
+						(fields[1].mask & (1u << c)) &&
+						(fields[2].mask & (1u << g)) &&
+						(fields[3].mask & (1u << p));
+	return agg_count_window(st, &r, q->since_us, q->domains, q->ndomains,
+				count, exact);
 }
 
 /* ---- sensors ---- */

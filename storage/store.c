@@ -238,6 +238,7 @@ uint64_t st_map_size(st_store *st)
 static const MDB_val st_meta_schema = { 6, "schema" };
 static const MDB_val st_meta_epoch = { 5, "epoch" };
 static const MDB_val st_meta_next_seq = { 8, "next_seq" };
+static const MDB_val st_meta_indexed_next_seq = { 16, "indexed_next_seq" };
 
 int st__meta_next_seq(st_store *st, MDB_txn *txn, uint64_t *next_seq)
 {
@@ -264,9 +265,114 @@ int st__meta_set_next_seq(st_store *st, MDB_txn *txn, uint64_t next_seq)
 	MDB_val key = st_meta_next_seq;
 	uint8_t buf[8];
 	MDB_val val = { sizeof buf, buf };
+	int rc;
 
 	st__put_u64(buf, next_seq);
+	rc = mdb_put(txn, st->dbi_meta, &key, &val, 0);
+	if (rc == MDB_SUCCESS) {
+		key = st_meta_indexed_next_seq;
+		rc = mdb_put(txn, st->dbi_meta, &key, &val, 0);
+	}
+	return st__status_from_mdb(rc);
+}
+
+int st__meta_get_time(st_store *st, MDB_txn *txn, const char *name,
+		      int64_t *out)
+{
+	MDB_val key = { strlen(name), (void *)name };
+	MDB_val val;
+	int rc = mdb_get(txn, st->dbi_meta, &key, &val);
+
+	*out = INT64_MIN;
+	if (rc == MDB_NOTFOUND)
+		return ST_OK;
+	if (rc != MDB_SUCCESS)
+		return st__status_from_mdb(rc);
+	if (val.mv_size != 8)
+		return ST_ERR_CORRUPT;
+	*out = st__time_from_key(st__get_u64(val.mv_data));
+	return ST_OK;
+}
+
+int st__meta_put_time(st_store *st, MDB_txn *txn, const char *name, int64_t us)
+{
+	MDB_val key = { strlen(name), (void *)name };
+	uint8_t buf[8];
+	MDB_val val = { sizeof buf, buf };
+
+	st__put_u64(buf, st__time_to_key(us));
 	return st__status_from_mdb(mdb_put(txn, st->dbi_meta, &key, &val, 0));
+}
+
+/* Returns in *out the newest observed time in by_time, INT64_MIN when
+ * no signal is stored. */
+static int st_newest_observed(st_store *st, MDB_txn *txn, int64_t *out)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	uint64_t seq;
+	int rc;
+
+	*out = INT64_MIN;
+	rc = mdb_cursor_open(txn, st->dbi_by_time, &cur);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+	if (cur)
+		mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND)
+		return ST_OK;
+	if (rc != MDB_SUCCESS)
+		return st__status_from_mdb(rc);
+	return st__time_key_parse(&key, out, &seq) ? ST_OK : ST_ERR_CORRUPT;
+}
+
+int st__index_check(st_store *st, MDB_txn *txn)
+{
+	MDB_val key = st_meta_indexed_next_seq;
+	MDB_val val;
+	uint64_t next_seq = 0;
+	int64_t newest = INT64_MIN;
+	int64_t unindexed = INT64_MIN;
+	int status;
+	int rc;
+
+	status = st__meta_next_seq(st, txn, &next_seq);
+	if (status != ST_OK)
+		return status;
+	rc = mdb_get(txn, st->dbi_meta, &key, &val);
+	if (rc == MDB_SUCCESS && val.mv_size == 8 && st__get_u64(val.mv_data) == next_seq)
+		return ST_OK;
+	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+		return st__status_from_mdb(rc);
+
+	/* An older canaryd stored signals last: what it stored has neither
+	 * joint counts nor by_domain entries. */
+	status = st_newest_observed(st, txn, &newest);
+	if (status == ST_OK)
+		status = st__meta_get_time(st, txn, ST_META_UNINDEXED_MAX, &unindexed);
+	if (status == ST_OK && newest > unindexed)
+		status = st__meta_put_time(st, txn, ST_META_UNINDEXED_MAX, newest);
+	if (status != ST_OK)
+		return status;
+
+	rc = mdb_drop(txn, st->dbi_by_domain, 0);
+	if (rc != MDB_SUCCESS)
+		return st__status_from_mdb(rc);
+	return st__meta_set_next_seq(st, txn, next_seq);
+}
+
+int st_unindexed_max(st_store *st, int64_t *out)
+{
+	MDB_txn *txn = NULL;
+	int status;
+
+	if (!st || !out)
+		return ST_ERR_INVALID;
+	status = st__txn_begin(st, MDB_RDONLY, &txn);
+	if (status == ST_OK)
+		status = st__meta_get_time(st, txn, ST_META_UNINDEXED_MAX, out);
+	st__txn_abort(st, txn);
+	return status;
 }
 
 /* Fills out with 32 lower-case hex characters from getrandom(). */
@@ -318,25 +424,29 @@ static int st_dbi_open_all(st_store *st, MDB_txn *txn)
 	static const struct {
 		const char *name;
 		size_t offset;
+		unsigned flags;
 	} dbs[] = {
-		{ "meta", offsetof(st_store, dbi_meta) },
-		{ "signals", offsetof(st_store, dbi_signals) },
-		{ "by_time", offsetof(st_store, dbi_by_time) },
-		{ "by_recv", offsetof(st_store, dbi_by_recv) },
-		{ "keys", offsetof(st_store, dbi_keys) },
-		{ "key_hash", offsetof(st_store, dbi_key_hash) },
-		{ "stats", offsetof(st_store, dbi_stats) },
-		{ "sensors", offsetof(st_store, dbi_sensors) },
-		{ "campaigns", offsetof(st_store, dbi_campaigns) },
-		{ "camp_keys", offsetof(st_store, dbi_camp_keys) },
-		{ "camp_last", offsetof(st_store, dbi_camp_last) },
-		{ "batches", offsetof(st_store, dbi_batches) },
-		{ "batch_time", offsetof(st_store, dbi_batch_time) },
+		{ "meta", offsetof(st_store, dbi_meta), 0 },
+		{ "signals", offsetof(st_store, dbi_signals), 0 },
+		{ "by_time", offsetof(st_store, dbi_by_time), 0 },
+		{ "by_recv", offsetof(st_store, dbi_by_recv), 0 },
+		/* Sorted fixed-size duplicates: 16 bytes an entry, the domain
+		 * stored once (domain_index.c). */
+		{ "by_domain", offsetof(st_store, dbi_by_domain), MDB_DUPSORT | MDB_DUPFIXED },
+		{ "keys", offsetof(st_store, dbi_keys), 0 },
+		{ "key_hash", offsetof(st_store, dbi_key_hash), 0 },
+		{ "stats", offsetof(st_store, dbi_stats), 0 },
+		{ "sensors", offsetof(st_store, dbi_sensors), 0 },
+		{ "campaigns", offsetof(st_store, dbi_campaigns), 0 },
+		{ "camp_keys", offsetof(st_store, dbi_camp_keys), 0 },
+		{ "camp_last", offsetof(st_store, dbi_camp_last), 0 },
+		{ "batches", offsetof(st_store, dbi_batches), 0 },
+		{ "batch_time", offsetof(st_store, dbi_batch_time), 0 },
 	};
 
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
 		MDB_dbi *dbi = (MDB_dbi *)((char *)st + dbs[i].offset);
-		int rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbi);
+		int rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE | dbs[i].flags, dbi);
 
 		if (rc != MDB_SUCCESS)
 			return st__status_from_mdb(rc);
@@ -428,8 +538,10 @@ static int st_open_body(st_store *st, MDB_txn *txn, void *ctx)
 		return status;
 
 	rc = mdb_get(txn, st->dbi_meta, &key, &val);
-	if (rc == MDB_SUCCESS)
-		return st_meta_load(st, txn, &val, oc);
+	if (rc == MDB_SUCCESS) {
+		status = st_meta_load(st, txn, &val, oc);
+		return status == ST_OK ? st__index_check(st, txn) : status;
+	}
 	if (rc != MDB_NOTFOUND)
 		return st__status_from_mdb(rc);
 

@@ -9,11 +9,14 @@
  *
  * Databases (named LMDB sub-databases):
  *   meta      "epoch" -> 32 hex chars, "next_seq" -> u64 (8 bytes, big
- *             endian), "schema" -> u32
+ *             endian), "schema" -> u32, and the entries that
+ *             store_private.h lists
  *   signals   seq (u64 big endian) -> MessagePack map (sg_to_msgpack with
  *             received_us)
  *   by_time   observed_us (i64 big endian, sign bit flipped) + seq -> ""
  *   by_recv   received_us (same encoding) + seq -> ""
+ *   by_domain reversed related_domain ("com.example.a") -> sorted
+ *             duplicates of observed_us + seq (as in by_time keys)
  *   keys      key id -> MessagePack map of struct st_key
  *   key_hash  SHA-256 of the secret (32 bytes) -> key id
  *   stats     counter key -> MessagePack unsigned integer (aggregates.c
@@ -122,6 +125,14 @@ int st_sync(st_store *st);
  */
 int st_reader_check(st_store *st, int *cleared);
 
+/*
+ * Sets *out to the newest observed time of a stored signal that an older
+ * canaryd stored without joint counts and by_domain entries, INT64_MIN
+ * when there is none. List counts and domain scans whose window reaches
+ * that time read the global time index instead. Returns an st_status.
+ */
+int st_unindexed_max(st_store *st, int64_t *out);
+
 /* Current map size in bytes: what the data file may fill before it grows. */
 uint64_t st_map_size(st_store *st);
 
@@ -187,6 +198,31 @@ struct st_time_pos {
 typedef int (*st_visit_fn)(const struct sg_signal *s, void *ctx);
 int st_scan_time_desc(st_store *st, const struct st_time_pos *start,
 		      int64_t min_us, st_visit_fn visit, void *ctx);
+
+/* Maximum number of domains that st_scan_domains_desc merges through
+ * by_domain. */
+#define ST_DOMAIN_MERGE_MAX 64
+
+/*
+ * Visits, like st_scan_time_desc, retained signals newest first, starting
+ * strictly before *start (or at the newest) and stopping before min_us,
+ * with the same chunks, transactions and visit contract. patterns are
+ * normalised names or "*.suffix" wildcards (npatterns > 0); the scan
+ * visits at least every signal whose domain matches one of them.
+ *
+ * It reads the per-domain index (by_domain) and merges one cursor per
+ * domain. A wildcard is every indexed domain below its suffix, looked up
+ * again in each chunk's transaction. It reads the global time
+ * index instead, and then visits other domains' signals too, when the
+ * patterns name more than ST_DOMAIN_MERGE_MAX domains or when the window
+ * reaches signals that an older canaryd stored without by_domain entries.
+ * So visit must still check each signal's domain. *indexed (may be NULL)
+ * is set when the whole scan used by_domain. Returns ST_OK or an error.
+ */
+int st_scan_domains_desc(st_store *st, const char *const *patterns,
+			 size_t npatterns, const struct st_time_pos *start,
+			 int64_t min_us, st_visit_fn visit, void *ctx,
+			 bool *indexed);
 
 /*
  * Deletes signals received before cutoff_us, oldest received first, at
@@ -303,6 +339,38 @@ struct st_count_query {
 };
 int st_stats_count(st_store *st, const struct st_count_query *q,
 		   uint64_t *count, bool *exact);
+
+/*
+ * Counts like st_stats_count, for a conjunction of filter fields: the
+ * signals observed at or after since_us (rounded up to the next minute,
+ * as there) whose domain matches one of domains (ndomains 0 for all),
+ * whose event type, confidence, stage, proxy type and action have their
+ * bit (1 << enum value) set in the masks, and whose region is one of
+ * regions (nregions 0 for all). ST_MASK_ALL allows every value.
+ *
+ * A query that narrows one field at most reads the vectors and counts;
+ * more fields read the joint counts, which do not split by action. Its
+ * cost grows with the buckets and distinct values in the window, never
+ * with the number of signals. *exact is false as in st_stats_count, when
+ * actions are narrowed together with another field, and when the window
+ * reaches signals that an older canaryd stored without joint counts.
+ */
+#define ST_MASK_ALL UINT32_MAX
+
+struct st_joint_query {
+	int64_t since_us;
+	const char *const *domains;
+	size_t ndomains;
+	uint32_t event_types;
+	uint32_t confidences;
+	uint32_t stages;
+	uint32_t proxy_types;
+	const char *const *regions;     /* two upper-case letters each */
+	size_t nregions;
+	uint32_t actions;
+};
+int st_stats_count_joint(st_store *st, const struct st_joint_query *q,
+			 uint64_t *count, bool *exact);
 
 /* Counts sensors (the signal field `sensor`) whose last signal was
  * received at or after since_us. */

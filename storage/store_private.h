@@ -30,12 +30,34 @@
 /* Length of an index key: 8-byte time, then 8-byte seq. */
 #define ST_TIME_KEY_LEN 16
 
+/*
+ * Meta entries besides epoch, next_seq and schema:
+ *
+ *   "deleted_observed_max"    time key: the newest observed time of a
+ *                             signal that retention deleted (aggregates.c)
+ *   "unindexed_observed_max"  time key: the newest observed time of a
+ *                             stored signal that may lack joint counts
+ *                             and a by_domain entry, because a canaryd
+ *                             older than both stored it. Absent: none.
+ *   "indexed_next_seq"        u64: next_seq as of the last commit by this
+ *                             code, which writes both for every signal
+ *
+ * st_open compares indexed_next_seq with next_seq. They differ in a store
+ * from before by_domain existed and in one that an older canaryd
+ * appended to since. Then st_open raises unindexed_observed_max to the
+ * newest observed time in by_time and empties by_domain, because its
+ * entries may point to signals that the older canaryd's retention
+ * deleted.
+ */
+#define ST_META_UNINDEXED_MAX "unindexed_observed_max"
+
 struct st_store {
 	MDB_env *env;
 	MDB_dbi dbi_meta;
 	MDB_dbi dbi_signals;
 	MDB_dbi dbi_by_time;
 	MDB_dbi dbi_by_recv;
+	MDB_dbi dbi_by_domain;      /* domain_index.c */
 	MDB_dbi dbi_keys;
 	MDB_dbi dbi_key_hash;
 	MDB_dbi dbi_stats;          /* aggregates.c */
@@ -109,8 +131,34 @@ int st__write(st_store *st, enum st_room room, st_write_fn body, void *ctx);
 /* Reads meta "next_seq" inside txn. Returns an st_status. */
 int st__meta_next_seq(st_store *st, MDB_txn *txn, uint64_t *next_seq);
 
-/* Writes meta "next_seq" inside txn. Returns an st_status. */
+/* Writes meta "next_seq", and "indexed_next_seq" with the same value,
+ * inside txn. Returns an st_status. */
 int st__meta_set_next_seq(st_store *st, MDB_txn *txn, uint64_t next_seq);
+
+/* Reads a time-key meta entry; INT64_MIN when absent. Returns an
+ * st_status. */
+int st__meta_get_time(st_store *st, MDB_txn *txn, const char *name,
+		      int64_t *out);
+
+/* Writes a time-key meta entry. Returns an st_status. */
+int st__meta_put_time(st_store *st, MDB_txn *txn, const char *name,
+		      int64_t us);
+
+/* ---- the per-domain time index (domain_index.c) ---- */
+
+/* Puts or deletes the by_domain entry of s (a missing entry is no error
+ * for the delete). Returns an st_status. */
+int st__domain_index_put(st_store *st, MDB_txn *txn, const struct sg_signal *s);
+int st__domain_index_del(st_store *st, MDB_txn *txn, const struct sg_signal *s);
+
+/* Deletes the by_domain entry of seq by walking the whole index, for a
+ * stored signal that does not decode. Returns an st_status. */
+int st__domain_index_drop_seq(st_store *st, MDB_txn *txn, uint64_t seq);
+
+/* Compares indexed_next_seq with next_seq at open and, when they differ,
+ * updates the store as the meta entries above describe. Runs inside the
+ * open transaction after the metadata loaded. Returns an st_status. */
+int st__index_check(st_store *st, MDB_txn *txn);
 
 /*
  * Returns ST_OK when data[0..len-1] is exactly one MessagePack object

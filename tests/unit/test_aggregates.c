@@ -10,7 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "store.h"
+#include "aggregates.h"
 #include "check.h"
 
 #define SEC INT64_C(1000000)
@@ -281,6 +284,288 @@ static void test_count(void)
 	st_close(st);
 }
 
+/* ---- joint counts ---- */
+
+/* The fields of one st_stats_count_joint query. */
+struct joint_case {
+	const char *pats[3];
+	size_t npats;
+	uint32_t masks[5];      /* event, confidence, stage, proxy, action */
+	const char *regions[3];
+	size_t nregions;
+};
+
+static uint64_t joint_recount(int64_t since, const struct joint_case *c)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < NSIG; i++) {
+		const struct sg_signal *s = &sigs[i];
+		int dom = c->npats == 0;
+		int reg = c->nregions == 0;
+
+		for (size_t k = 0; k < c->npats; k++)
+			dom |= domain_match(c->pats[k], s->domain);
+		for (size_t k = 0; k < c->nregions; k++)
+			reg |= !strcmp(c->regions[k], s->region);
+		n += s->observed_us >= since && dom && reg &&
+		     (c->masks[0] >> s->event_type & 1) && (c->masks[1] >> s->confidence & 1) &&
+		     (c->masks[2] >> s->stage & 1) && (c->masks[3] >> s->proxy_type & 1) &&
+		     (c->masks[4] >> s->action & 1);
+	}
+	return n;
+}
+
+/* A random mask of count values: often every value, sometimes none. */
+static uint32_t random_mask(int count)
+{
+	uint64_t r = rnd() % 8;
+
+	if (r < 3)
+		return ST_MASK_ALL;
+	if (r == 3)
+		return 0;
+	return (uint32_t)(rnd() % ((1u << count) - 1)) + 1;
+}
+
+static void random_joint_case(struct joint_case *c)
+{
+	static const char *const pats[] = {
+		"bank.example", "*.bank.example", "login.bank.example",
+		"*.login.bank.example", "shop.example", "xbank.example", "*.example",
+	};
+	static const int counts[5] = { SG_EVENT_COUNT, SG_CONFIDENCE_COUNT, SG_STAGE_COUNT,
+				       SG_PROXY_COUNT, SG_ACTION_COUNT };
+
+	memset(c, 0, sizeof *c);
+	c->npats = rnd() % 4;
+	for (size_t k = 0; k < c->npats; k++)
+		c->pats[k] = pats[rnd() % (sizeof pats / sizeof pats[0])];
+	for (int f = 0; f < 4; f++)
+		c->masks[f] = random_mask(counts[f]);
+	c->masks[4] = rnd() % 6 == 0 ? random_mask(SG_ACTION_COUNT) : ST_MASK_ALL;
+	c->nregions = rnd() % 3 == 0 ? rnd() % 4 : 0;
+	for (size_t k = 0; k < c->nregions; k++)
+		c->regions[k] = regions[rnd() % 5];
+}
+
+/* Returns how many fields a case narrows (a region list is one). */
+static int narrowed_fields(const struct joint_case *c, bool *actions)
+{
+	static const int counts[5] = { SG_EVENT_COUNT, SG_CONFIDENCE_COUNT, SG_STAGE_COUNT,
+				       SG_PROXY_COUNT, SG_ACTION_COUNT };
+	int n = c->nregions > 0;
+
+	*actions = false;
+	for (int f = 0; f < 5; f++) {
+		uint32_t all = (1u << counts[f]) - 1;
+
+		if ((c->masks[f] & all) != all) {
+			n++;
+			*actions = *actions || f == 4;
+		}
+	}
+	return n;
+}
+
+static void check_joint_case(st_store *st, int64_t since, const struct joint_case *c,
+			     size_t label)
+{
+	struct st_joint_query q = { since, c->pats, c->npats, c->masks[0], c->masks[1],
+				    c->masks[2], c->masks[3], c->regions, c->nregions,
+				    c->masks[4] };
+	uint64_t want = joint_recount(floor_to(since + MIN - 1, MIN), c);
+	uint64_t n = 0;
+	bool exact = false;
+	bool actions = false;
+	int fields = narrowed_fields(c, &actions);
+	bool empty = false;
+
+	for (int f = 0; f < 5; f++)
+		empty = empty || c->masks[f] == 0;
+	CHECK(st_stats_count_joint(st, &q, &n, &exact) == ST_OK);
+
+	/* Actions together with another field cannot be counted. */
+	if (actions && fields > 1 && !empty) {
+		CHECK(!exact);
+		return;
+	}
+	CHECK(exact);
+	if (n != want)
+		fprintf(stderr, "joint case %zu: %" PRIu64 ", recount %" PRIu64 "\n", label, n,
+			want);
+	CHECK(n == want);
+}
+
+static void test_count_joint(void)
+{
+	static const struct joint_case fixed[] = {
+		/* event_type and stage, the list page the counters once missed */
+		{ { NULL }, 0, { 1u << SG_EVENT_SIM_RECON, ST_MASK_ALL, 1u << SG_STAGE_ATTACK,
+				 ST_MASK_ALL, ST_MASK_ALL }, { NULL }, 0 },
+		/* threat_only, a wildcard and a region */
+		{ { "*.bank.example" }, 1,
+		  { ST_MASK_ALL, (1u << SG_CONFIDENCE_MEDIUM) | (1u << SG_CONFIDENCE_HIGH),
+		    ST_MASK_ALL, ST_MASK_ALL, ST_MASK_ALL }, { "DE", "JP" }, 2 },
+		/* every field narrowed, overlapping patterns */
+		{ { "bank.example", "*.bank.example", "*.login.bank.example" }, 3,
+		  { 0x5, 0x6, 0x1, 0xa, ST_MASK_ALL }, { "EU", "ZZ", "US" }, 3 },
+		/* action alone with a domain, and action with a region */
+		{ { "shop.example" }, 1, { ST_MASK_ALL, ST_MASK_ALL, ST_MASK_ALL, ST_MASK_ALL,
+					   1u << SG_ACTION_BLOCK }, { NULL }, 0 },
+		{ { NULL }, 0, { ST_MASK_ALL, ST_MASK_ALL, ST_MASK_ALL, ST_MASK_ALL,
+				 1u << SG_ACTION_BLOCK }, { "DE" }, 1 },
+		/* a field that allows nothing */
+		{ { NULL }, 0, { 0, ST_MASK_ALL, 0x1, ST_MASK_ALL, ST_MASK_ALL }, { NULL }, 0 },
+	};
+	st_store *st = open_new();
+	int64_t now = sg_now_us();
+
+	if (!st)
+		return;
+	for (size_t i = 0; i < NSIG; i++)
+		random_signal(&sigs[i], now - (int64_t)(rnd() % (uint64_t)(50 * HOUR)) +
+			      (i % 40 == 0 ? 2 * HOUR : 0));
+	for (size_t i = 0; i < NSIG; i += 300)
+		CHECK(st_append(st, &sigs[i], 300) == ST_OK);
+
+	for (size_t c = 0; c < sizeof fixed / sizeof fixed[0]; c++) {
+		check_joint_case(st, now - 25 * HOUR - 13 * MIN - 7 * SEC, &fixed[c], c);
+		check_joint_case(st, floor_to(now - 3 * HOUR, HOUR), &fixed[c], c);
+	}
+
+	/* Random conjunctions over random windows: some start inside a
+	 * minute, some in the future. */
+	for (size_t c = 0; c < 400; c++) {
+		struct joint_case jc;
+		int64_t since = now - (int64_t)(rnd() % (uint64_t)(52 * HOUR)) + 30 * MIN;
+
+		random_joint_case(&jc);
+		if (rnd() % 3 == 0)
+			since = floor_to(since, MIN);
+		check_joint_case(st, since, &jc, 100 + c);
+	}
+
+	{
+		struct st_joint_query q = { now, NULL, 3, ST_MASK_ALL, ST_MASK_ALL, ST_MASK_ALL,
+					    ST_MASK_ALL, NULL, 0, ST_MASK_ALL };
+		uint64_t n = 0;
+		bool exact = false;
+
+		CHECK(st_stats_count_joint(st, &q, &n, &exact) == ST_ERR_INVALID);
+		CHECK(st_stats_count_joint(st, NULL, &n, &exact) == ST_ERR_INVALID);
+	}
+
+	/* After retention deletes a signal observed in the window, joint
+	 * counts are not exact either. */
+	{
+		struct st_joint_query q = { now - 60 * HOUR, NULL, 0, 0x3, ST_MASK_ALL, 0x1,
+					    ST_MASK_ALL, NULL, 0, ST_MASK_ALL };
+		size_t deleted = 0;
+		uint64_t n = 0;
+		bool exact = true;
+
+		CHECK(st_delete_received_before(st, sg_now_us() + SEC, 10, &deleted) == ST_OK);
+		CHECK(deleted == 10);
+		CHECK(st_stats_count_joint(st, &q, &n, &exact) == ST_OK);
+		CHECK(!exact);
+	}
+	st_close(st);
+}
+
+/* Writes one raw entry into the stats database of the closed store in
+ * dir, with the store's own key layout. */
+static int raw_put_stats(const char *dir, const uint8_t *key, size_t klen,
+			 const void *val, size_t vlen)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	MDB_val k = { klen, (void *)key };
+	MDB_val v = { vlen, (void *)val };
+	int rc;
+
+	rc = mdb_env_create(&env);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(env, 16);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(env, UINT64_C(64) << 20);
+	if (rc == 0)
+		rc = mdb_env_open(env, dir, 0, 0600);
+	if (rc == 0)
+		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "stats", 0, &dbi);
+	if (rc == 0)
+		rc = mdb_put(txn, dbi, &k, &v, 0);
+	if (rc == 0) {
+		rc = mdb_txn_commit(txn);
+		txn = NULL;
+	}
+	if (txn)
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc;
+}
+
+/* Joint values that do not decode make reads fail cleanly. */
+static void test_joint_corrupt(void)
+{
+	static const struct {
+		const char *bytes;
+		size_t len;
+	} bad[] = {
+		{ "\x81\xcc\xc8\x01", 4 },              /* code 200 */
+		{ "\x82\x01\x01\x01\x02", 5 },          /* code 1 twice */
+		{ "\x92\x01\x01", 3 },                  /* an array */
+		{ "\xdf\xff\xff\xff\xff\x01", 6 },      /* 4 billion pairs declared */
+		{ "\x81\x01\xa1x", 4 },                 /* a string count */
+		{ "\x81\x01", 2 },                      /* truncated */
+	};
+	const char *tenant[] = { "bank.example" };
+	int64_t now = sg_now_us();
+	int64_t minute = floor_to(now, MIN);
+
+	for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+		char dir[4200];
+		struct sg_signal s;
+		uint8_t k[AGG_KEY_MAX];
+		char rev[SG_DOMAIN_MAX + 2];
+		size_t revlen = agg_reverse_domain("bank.example", rev);
+		st_store *st = open_new();
+		struct st_joint_query q = { minute, NULL, 0, 0x3, ST_MASK_ALL, 0x1,
+					    ST_MASK_ALL, NULL, 0, ST_MASK_ALL };
+		struct st_stats_query sq = { now - HOUR, now + MIN, tenant, 1, ST_LEVEL_MINUTE, 100 };
+		struct st_stats out;
+		uint64_t n = 0;
+		bool exact = false;
+
+		if (!st)
+			return;
+		random_signal(&s, now);
+		strcpy(s.domain, "bank.example");
+		strcpy(s.region, "DE");
+		CHECK(st_append(st, &s, 1) == ST_OK);
+		st_close(st);
+
+		snprintf(dir, sizeof dir, "%s/agg%d-%d", base_dir, (int)getpid(), dir_count - 1);
+		CHECK(raw_put_stats(dir, k, agg_key_joint(k, ST_LEVEL_MINUTE, minute, "DE"),
+				    bad[b].bytes, bad[b].len) == 0);
+		CHECK(raw_put_stats(dir, k, agg_key_domain_joint(k, ST_LEVEL_MINUTE, rev, revlen,
+								minute, "DE"),
+				    bad[b].bytes, bad[b].len) == 0);
+		st = NULL;
+		CHECK(st_open(dir, NULL, &st, NULL, 0) == ST_OK);
+		if (!st)
+			return;
+		CHECK(st_stats_count_joint(st, &q, &n, &exact) == ST_ERR_CORRUPT);
+		CHECK(!exact);
+		CHECK(st_stats_read(st, &sq, &out) == ST_ERR_CORRUPT);
+		CHECK(st_append(st, &s, 1) == ST_ERR_CORRUPT);
+		st_close(st);
+	}
+}
+
 /* ---- campaigns ---- */
 
 static void camp_signal(struct sg_signal *s, int64_t t, const char *domain,
@@ -463,6 +748,8 @@ int main(void)
 
 	test_stats_recount();
 	test_count();
+	test_count_joint();
+	test_joint_corrupt();
 	test_campaigns();
 	test_campaigns_across_map_growth();
 	test_sensors();
