@@ -4,8 +4,9 @@
 #
 #   scripts/bench.sh [SCENARIO...]
 #
-# Scenarios: memory fanout1k fanout10k latency1k latency10k ingest matching
-# replay (default: all, memory first, while the store is empty). Environment:
+# Scenarios: memory memory-connections fanout1k fanout10k latency1k
+# latency10k ingest matching replay (default: all, memory first, while the
+# store is empty). Environment:
 #   BUILD_DIR   release build to use or make (default /tmp/canary-bench-build)
 #   RUNS        runs per scenario and target (default 3)
 #   DURATION    seconds per fan-out and latency run (default 5)
@@ -26,7 +27,7 @@ DURATION=${DURATION:-5}
 DURABILITY=${DURABILITY:-full}
 PEERS=${PEERS:-"mosquitto redis"}
 OUT=${OUT:-$BUILD_DIR/bench.jsonl}
-SCENARIOS=${*:-"memory fanout1k fanout10k latency1k latency10k ingest matching replay"}
+SCENARIOS=${*:-"memory memory-connections fanout1k fanout10k latency1k latency10k ingest matching replay"}
 
 # The peer brokers are needed here only, so they are installed here and
 # not by scripts/setup.sh.
@@ -192,6 +193,17 @@ for s in $SCENARIOS; do
 		# (ulimit -Hn) allows, for canaryd and canary-bench alike.
 		for i in $(seq 1 "$RUNS"); do
 			run memory canaryd --subscribers 12500 --subscriptions-per-connection 4 \
+				--match-ratio 0.0001 --rate 10 --duration 2 --rss-pid "$CANARY_PID"
+		done
+		;;
+	memory-connections)
+		# As many idle subscriber connections (one filter each) as the
+		# open file limit lets one process hold, from which the
+		# benchmark page extrapolates the resident size per connection.
+		conns=$(( $(ulimit -n) - 1000 ))
+		[ "$conns" -gt 50000 ] && conns=50000
+		for i in $(seq 1 "$RUNS"); do
+			run memory-connections canaryd --subscribers "$conns" \
 				--match-ratio 0.0001 --rate 10 --duration 2 --rss-pid "$CANARY_PID"
 		done
 		;;

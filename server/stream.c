@@ -73,6 +73,8 @@ static size_t replay_pass_budget = REPLAY_SIGNALS_PER_PASS;
 /* Connections whose replay found the pass budget spent, in arrival order;
  * stream_pass_begin wakes as many as the next pass can serve. */
 static struct lws_dll2_owner replay_waiters;
+/* Connections that stream_publish queued signals for, written at its end. */
+static struct lws_dll2_owner flush_waiters;
 #define KEY_RECHECK_US (2 * 1000000)
 #define TICK_US 1000000
 
@@ -108,6 +110,7 @@ struct conn {
 	int close_counted;              /* its reason is in counters.closes */
 	int replay_starved;             /* the pass budget ran out */
 	struct lws_dll2 replay_wait;    /* in replay_waiters while starved */
+	struct lws_dll2 flush_wait;     /* in flush_waiters during a publish */
 	int want_ping;
 	uint16_t close_code;
 	char close_reason[64];
@@ -1045,7 +1048,51 @@ static void publish_to_sub(void *owner, void *ctxp)
 		if (!ctx->body[c->binary])
 			return;
 	}
-	if (!sub_push(sub, ctx->body[c->binary]))
+	if (!sub_push(sub, ctx->body[c->binary]) && lws_dll2_is_detached(&c->flush_wait))
+		lws_dll2_add_tail(&c->flush_wait, &flush_waiters);
+}
+
+static int conn_replaying(const struct conn *c)
+{
+	for (const struct sub *s = c->subs; s; s = s->next)
+		if (s->state == SUB_REPLAY)
+			return 1;
+	return 0;
+}
+
+/*
+ * Writes the connection's queue now, outside its writable callback, so
+ * that live signals leave in the loop turn that committed them: waiting
+ * for the writable callback costs a turn and two epoll_ctl calls per
+ * connection. lws 4.1 permits a write outside the callback: a part the
+ * socket does not take stays in lws's buffer, goes out first on the next
+ * writable event, and later writes queue behind it. A pending ping,
+ * close, replay or partial frame leaves the work to the writable
+ * callback, which handles them in order.
+ */
+static void conn_flush_now(struct conn *c)
+{
+	char *buf = c->srv->frame + LWS_PRE;
+	size_t len;
+
+	if (c->closing || c->want_ping || c->replay_starved ||
+	    lws_partial_buffered(c->wsi) || conn_replaying(c)) {
+		lws_callback_on_writable(c->wsi);
+		return;
+	}
+	len = outq_take_frame(&c->q, buf, SERVER_FRAME_MAX, !c->binary);
+	if (len && lws_write(c->wsi, (unsigned char *)buf, len,
+			     c->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < (int)len) {
+		/* The socket failed: lws closes it after this turn. */
+		log_info("connection %" PRIu64 " (key %s): writing failed, dropping it",
+			 c->id, c->key_id[0] ? c->key_id : "-");
+		c->srv->counters.closes[CLOSE_PEER]++;
+		c->close_counted = 1;
+		c->closing = 1;
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		return;
+	}
+	if (c->q.first)
 		lws_callback_on_writable(c->wsi);
 }
 
@@ -1059,6 +1106,13 @@ void stream_publish(const struct sg_signal *sigs, size_t n, void *ctxp)
 		mt_index_match(srv->subs, &sigs[i], publish_to_sub, &ctx);
 		sbuf_unref(ctx.body[0]);
 		sbuf_unref(ctx.body[1]);
+	}
+	while (flush_waiters.head) {
+		struct conn *c = lws_container_of(flush_waiters.head, struct conn,
+						  flush_wait);
+
+		lws_dll2_remove(&c->flush_wait);
+		conn_flush_now(c);
 	}
 }
 
@@ -1251,6 +1305,8 @@ static void conn_closed(struct conn *c)
 	lws_dll2_remove(&c->node);
 	if (!lws_dll2_is_detached(&c->replay_wait))
 		lws_dll2_remove(&c->replay_wait);
+	if (!lws_dll2_is_detached(&c->flush_wait))
+		lws_dll2_remove(&c->flush_wait);
 	srv->counters.ws_connections--;
 	/* A peer that vanished without a close frame counts as a peer close. */
 	if (!c->close_counted) {
