@@ -1118,7 +1118,47 @@ void stream_publish(const struct sg_signal *sigs, size_t n, void *ctxp)
 
 /* ---- liveness, auth timeout and revocation ---- */
 
-static void conn_tick(struct conn *c, int64_t now)
+/* Revocation results of one tick. Thousands of connections often share a
+ * few keys, so they share one store lookup per key and tick instead of
+ * holding up the loop with one lookup each. */
+#define KEY_CHECK_SLOTS 64
+
+struct key_check {
+	char id[ST_KEY_ID_LEN + 1];     /* empty: a free slot */
+	int revoked;
+};
+
+static unsigned hash_key_id(const char *id)
+{
+	unsigned h = 2166136261u;
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h;
+}
+
+/* Returns 1 when the key is revoked or gone, 0 when it is valid, -1 when
+ * the store could not be read. */
+static int key_revoked(struct server *srv, struct key_check *checks,
+		       const char *key_id)
+{
+	struct key_check *slot = &checks[hash_key_id(key_id) % KEY_CHECK_SLOTS];
+	struct st_key key;
+	int rc;
+
+	if (!strcmp(slot->id, key_id))
+		return slot->revoked;
+	rc = st_key_find_by_id(srv->st, key_id, &key);
+	if (rc != ST_OK && rc != ST_ERR_NOT_FOUND)
+		return -1;
+	snprintf(slot->id, sizeof(slot->id), "%s", key_id);
+	slot->revoked = rc == ST_ERR_NOT_FOUND || key.revoked_us;
+	if (rc == ST_OK)
+		st_key_clear(&key);
+	return slot->revoked;
+}
+
+static void conn_tick(struct conn *c, int64_t now, struct key_check *checks)
 {
 	struct server *srv = c->srv;
 	int64_t idle = now - c->last_rx_us;
@@ -1140,18 +1180,11 @@ static void conn_tick(struct conn *c, int64_t now)
 		return;
 	}
 	if (c->authed && now - c->key_checked_us > KEY_RECHECK_US) {
-		struct st_key key;
-		int rc = st_key_find_by_id(srv->st, c->key_id, &key);
-
 		c->key_checked_us = now;
-		if (rc == ST_ERR_NOT_FOUND || (rc == ST_OK && key.revoked_us)) {
-			if (rc == ST_OK)
-				st_key_clear(&key);
+		if (key_revoked(srv, checks, c->key_id) == 1) {
 			conn_close_later(c, 4403, "key revoked", CLOSE_REVOKED);
 			return;
 		}
-		if (rc == ST_OK)
-			st_key_clear(&key);
 	}
 	if (idle > (int64_t)srv->cfg.ping_interval_s * 1000000 &&
 	    now - c->last_ping_us > (int64_t)srv->cfg.ping_interval_s * 1000000) {
@@ -1164,10 +1197,12 @@ static void conn_tick(struct conn *c, int64_t now)
 static void stream_tick(lws_sorted_usec_list_t *sul)
 {
 	struct server *srv = lws_container_of(sul, struct server, tick);
+	struct key_check checks[KEY_CHECK_SLOTS];
 	int64_t now = sg_now_us();
 
+	memset(checks, 0, sizeof(checks));
 	lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&srv->conns)) {
-		conn_tick(lws_container_of(d, struct conn, node), now);
+		conn_tick(lws_container_of(d, struct conn, node), now, checks);
 	} lws_end_foreach_dll(d);
 
 	if (!srv->shutting_down)
