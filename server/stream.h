@@ -29,7 +29,7 @@ void stream_publish(const struct sg_signal *sigs, size_t n, void *ctx);
 void stream_start_tick(struct server *srv);
 
 /* Renews the replay budget of one event loop pass and wakes the replays
- * that waited for it; call it before each lws_service(). */
+ * that waited for it; call it before each turn of the event loop. */
 void stream_pass_begin(struct server *srv);
 
 /* Applies srv->cfg.outbound_queue_bytes to every open connection's queue
