@@ -5,7 +5,6 @@ problem documents, tenant isolation, /metrics, and the OpenAPI and
 AsyncAPI documents checked against real responses."""
 
 import asyncio
-import calendar
 import json
 import os
 import random
@@ -19,43 +18,15 @@ import yaml
 from canary import (SOURCE_DIR, Canaryd, Stream, check, check_eq, get_json,
                     http_get, http_request, ingest, make_signal, run_tests, test)
 
-EVENT_TYPES = ["credential_testing", "account_probe", "sim_recon", "fraud_test"]
-CONFIDENCES = ["low", "medium", "high"]
-STAGES = ["TESTING", "ATTACK"]
-PROXIES = ["datacenter", "residential", "mobile", "tor"]
-ACTIONS = ["monitor", "step_up", "block", "alert_soc"]
-REGIONS = ["JP", "US", "DE", "BR", "ZZ", "EU"]
+from signal_lists import matches, parse_time, rfc3339
+import signal_lists
+
 DOMAINS = ["bank.example", "login.bank.example", "shop.example",
            "a.b.shop.example", "mail.example", "xn--bcher-kva.example"]
 
 
-def rfc3339(t):
-    whole = int(t)
-    ms = int(round((t - whole) * 1000))
-    if ms == 1000:
-        whole, ms = whole + 1, 0
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-    return text + ("" if ms == 0 else ".%03d" % ms) + "Z"
-
-
-def parse_time(text):
-    base, _, frac = text.rstrip("Z").partition(".")
-    t = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
-    return t + (float("0." + frac) if frac else 0.0)
-
-
 def random_signal(rng, t):
-    return {
-        "event_type": rng.choice(EVENT_TYPES),
-        "confidence": rng.choice(CONFIDENCES),
-        "source_region": rng.choice(REGIONS),
-        "proxy_type": rng.choice(PROXIES),
-        "threat_stage": rng.choice(STAGES),
-        "related_domain": rng.choice(DOMAINS),
-        "timestamp": rfc3339(t),
-        "recommended_action": rng.choice(ACTIONS),
-        "sensor": "sensor-%d" % rng.randrange(3),
-    }
+    return signal_lists.random_signal(rng, t, DOMAINS)
 
 
 def ingest_ok(srv, key, sigs):
@@ -94,12 +65,6 @@ def groups(sigs, field):
     for s in sigs:
         out[s[field]] = out.get(s[field], 0) + 1
     return out
-
-
-def domain_matches(pattern, name):
-    if pattern.startswith("*."):
-        return name.endswith("." + pattern[2:]) and len(name) > len(pattern) - 1
-    return pattern == name
 
 
 # ---- stats ----
@@ -215,33 +180,6 @@ FILTERS = [
     {"event_type": "sim_recon", "stage": "ATTACK"},
     {"min_confidence": "high", "proxy_type": "mobile", "region": "BR"},
 ]
-
-
-def matches(sig, params, threat_feed=False):
-    def values(name, upper=False):
-        v = params.get(name)
-        if v is None:
-            return None
-        v = v if isinstance(v, list) else [v]
-        out = [x for item in v for x in item.split(",")]
-        return [x.upper() if upper else x.lower() for x in out]
-
-    rank = CONFIDENCES.index(sig["confidence"])
-    if threat_feed and sig["confidence"] != "high":
-        return False
-    if values("domain") and not any(domain_matches(p, sig["related_domain"]) for p in values("domain")):
-        return False
-    for name, field, upper in (("event_type", "event_type", False), ("confidence", "confidence", False),
-                               ("stage", "threat_stage", True), ("proxy_type", "proxy_type", False),
-                               ("region", "source_region", True), ("action", "recommended_action", False)):
-        allowed = values(name, upper)
-        if allowed and (sig[field].upper() if upper else sig[field]) not in allowed:
-            return False
-    if "min_confidence" in params and rank < CONFIDENCES.index(params["min_confidence"]):
-        return False
-    if params.get("threat_only") == "true" and rank < 1:
-        return False
-    return True
 
 
 @test

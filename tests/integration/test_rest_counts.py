@@ -4,7 +4,6 @@ by paging, lists through the per-domain index give the same pages as
 through the global time index, a store from an older canaryd answers the
 same, and domain pages skip and repeat nothing while a producer runs."""
 
-import calendar
 import os
 import random
 import subprocess
@@ -14,12 +13,9 @@ import urllib.parse
 
 from canary import Canaryd, check, check_eq, get_json, ingest, run_tests, test
 
-EVENT_TYPES = ["credential_testing", "account_probe", "sim_recon", "fraud_test"]
-CONFIDENCES = ["low", "medium", "high"]
-STAGES = ["TESTING", "ATTACK"]
-PROXIES = ["datacenter", "residential", "mobile", "tor"]
-ACTIONS = ["monitor", "step_up", "block", "alert_soc"]
-REGIONS = ["JP", "US", "DE", "BR", "ZZ", "EU"]
+from signal_lists import matches, parse_time, rfc3339
+import signal_lists
+
 DOMAINS = ["bank.example", "login.bank.example", "a.login.bank.example", "shop.example",
            "b.shop.example", "xbank.example"] + ["h%d.many.example" % i for i in range(70)]
 
@@ -29,32 +25,8 @@ DOMAINS = ["bank.example", "login.bank.example", "a.login.bank.example", "shop.e
 ABSENT = ["absent%d.example" % i for i in range(65)]
 
 
-def rfc3339(t):
-    whole = int(t)
-    ms = int(round((t - whole) * 1000))
-    if ms == 1000:
-        whole, ms = whole + 1, 0
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-    return text + ("" if ms == 0 else ".%03d" % ms) + "Z"
-
-
-def parse_time(text):
-    base, _, frac = text.rstrip("Z").partition(".")
-    t = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
-    return t + (float("0." + frac) if frac else 0.0)
-
-
 def random_signal(rng, t, domains=DOMAINS):
-    return {
-        "event_type": rng.choice(EVENT_TYPES),
-        "confidence": rng.choice(CONFIDENCES),
-        "source_region": rng.choice(REGIONS),
-        "proxy_type": rng.choice(PROXIES),
-        "threat_stage": rng.choice(STAGES),
-        "related_domain": rng.choice(domains),
-        "timestamp": rfc3339(t),
-        "recommended_action": rng.choice(ACTIONS),
-    }
+    return signal_lists.random_signal(rng, t, domains)
 
 
 def ingest_ok(srv, key, sigs):
@@ -98,38 +70,6 @@ def all_pages(srv, key, path, limit, **params):
         if not cursor:
             return pages, total
     raise AssertionError("paging did not end")
-
-
-def domain_matches(pattern, name):
-    if pattern.startswith("*."):
-        return name.endswith("." + pattern[2:])
-    return pattern == name
-
-
-def matches(sig, params, threat_feed=False):
-    def values(name):
-        v = params.get(name)
-        if v is None:
-            return None
-        return [x for item in (v if isinstance(v, list) else [v]) for x in item.split(",")]
-
-    rank = CONFIDENCES.index(sig["confidence"])
-    if threat_feed and sig["confidence"] != "high":
-        return False
-    if values("domain") and not any(domain_matches(p.lower(), sig["related_domain"])
-                                    for p in values("domain")):
-        return False
-    for name, field in (("event_type", "event_type"), ("confidence", "confidence"),
-                        ("stage", "threat_stage"), ("proxy_type", "proxy_type"),
-                        ("region", "source_region"), ("action", "recommended_action")):
-        allowed = values(name)
-        if allowed and sig[field].lower() not in [a.lower() for a in allowed]:
-            return False
-    if "min_confidence" in params and rank < CONFIDENCES.index(params["min_confidence"]):
-        return False
-    if params.get("threat_only") == "true" and rank < 1:
-        return False
-    return True
 
 
 # Filters on two or more fields besides domains, which the counters could
