@@ -621,19 +621,7 @@ int st__agg_record(st_store *st, MDB_txn *txn, const struct sg_signal *sigs,
 
 int agg_deleted_max(st_store *st, MDB_txn *txn, int64_t *out)
 {
-	MDB_val key = agg_meta_deleted;
-	MDB_val val;
-	int rc = mdb_get(txn, st->dbi_meta, &key, &val);
-
-	*out = INT64_MIN;
-	if (rc == MDB_NOTFOUND)
-		return ST_OK;
-	if (rc != MDB_SUCCESS)
-		return st__status_from_mdb(rc);
-	if (val.mv_size != 8)
-		return ST_ERR_CORRUPT;
-	*out = st__time_from_key(st__get_u64(val.mv_data));
-	return ST_OK;
+	return st__meta_get_time(st, txn, agg_meta_deleted.mv_data, out);
 }
 
 int st__agg_note_deleted(st_store *st, MDB_txn *txn, int64_t observed_us)

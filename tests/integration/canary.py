@@ -156,6 +156,13 @@ def ingest(server, key, signals, content_type="application/json", raw=None):
         return status, resp
 
 
+# Observed times of make_signal: 12 hours before this module was loaded
+# plus i seconds (i modulo 12 hours), so that they stay in the past and
+# inside the REST lists' default 24-hour window for a whole test run, on
+# any date.
+SIGNAL_TIME_BASE = int(time.time()) - 12 * 3600
+
+
 def make_signal(i=0, **overrides):
     """A valid signal; fields vary with i so that filters can tell them apart."""
     sig = {
@@ -165,7 +172,8 @@ def make_signal(i=0, **overrides):
         "proxy_type": ["datacenter", "residential", "mobile", "tor"][i % 4],
         "threat_stage": ["TESTING", "ATTACK"][i % 2],
         "related_domain": ["bank.example", "shop.example", "login.bank.example"][i % 3],
-        "timestamp": "2026-12-04T%02d:%02d:%02dZ" % ((i // 3600) % 24, (i // 60) % 60, i % 60),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                   time.gmtime(SIGNAL_TIME_BASE + i % (12 * 3600))),
         "recommended_action": ["monitor", "step_up", "block", "alert_soc"][i % 4],
     }
     sig.update(overrides)
