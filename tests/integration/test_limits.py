@@ -73,9 +73,13 @@ def read_close_code(sock, timeout=10):
             length = data[1] & 0x7F
             offset = 2
             if length == 126:
+                if len(data) < 4:
+                    break
                 length = struct.unpack("!H", data[2:4])[0]
                 offset = 4
             elif length == 127:
+                if len(data) < 10:
+                    break
                 length = struct.unpack("!Q", data[2:10])[0]
                 offset = 10
             if len(data) < offset + length:
