@@ -39,6 +39,7 @@ static const struct setting settings[] = {
 	{ "max_body_bytes", U64(max_body_bytes, 1024, 1ull << 30), "bytes" },
 	{ "max_message_bytes", U64(max_message_bytes, 1024, 64ull << 20), "bytes" },
 	{ "max_batch_signals", U64(max_batch_signals, 1, 1000000), "signals" },
+	{ "max_clock_ahead_s", U64(max_clock_ahead_s, 0, 86400ull * 365), "seconds (0: no limit)" },
 	{ "ping_interval_s", U64(ping_interval_s, 1, 3600), "seconds" },
 	{ "idle_timeout_s", U64(idle_timeout_s, 2, 7200), "seconds" },
 	{ "auth_timeout_s", U64(auth_timeout_s, 1, 600), "seconds" },
@@ -84,6 +85,7 @@ void cfg_defaults(struct cd_config *cfg)
 	strcpy(cfg->durability, "full");
 	cfg->sync_interval_ms = 1000;
 	cfg->campaign_idle_gap_s = 6 * 3600;
+	cfg->max_clock_ahead_s = 3600;
 	cfg->stats_retention_days = 90;
 	cfg->map_size_max_bytes = 16ull << 30;
 	cfg->rate_limit_per_s = 1000;

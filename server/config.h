@@ -32,6 +32,7 @@ struct cd_config {
 	char durability[16];            /* full | nometasync | nosync */
 	uint64_t sync_interval_ms;      /* flush period unless full */
 	uint64_t campaign_idle_gap_s;
+	uint64_t max_clock_ahead_s;     /* 0: observed times unbounded */
 	uint64_t stats_retention_days;  /* stats counters and campaigns */
 	uint64_t map_size_max_bytes;
 	uint64_t rate_limit_per_s;

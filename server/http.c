@@ -481,6 +481,31 @@ static int receive_body(struct http_req *req, const char *in, size_t len)
 	return 0;
 }
 
+int http_check_clock(uint64_t max_ahead_s, int64_t now_us,
+		     const struct sg_batch *b, struct sg_batch_report *rep)
+{
+	memset(rep, 0, sizeof(*rep));
+	for (size_t i = 0; max_ahead_s && i < b->count; i++) {
+		int64_t ahead_s = (b->items[i].observed_us - now_us) / 1000000;
+		char when[32];
+
+		if (ahead_s <= (int64_t)max_ahead_s)
+			continue;
+		if (rep->listed < SG_BATCH_MAX_PROBLEMS) {
+			struct sg_batch_problem *pr = &rep->problems[rep->listed++];
+
+			sg_time_format(b->items[i].observed_us, when);
+			pr->index = i;
+			snprintf(pr->error.field, sizeof(pr->error.field), "timestamp");
+			snprintf(pr->error.reason, sizeof(pr->error.reason),
+				 "timestamp \"%s\" is %" PRId64 " s ahead of the server's clock; correct the sensor's clock or raise max_clock_ahead_s",
+				 when, ahead_s);
+		}
+		rep->total++;
+	}
+	return rep->total ? -1 : 0;
+}
+
 int http_check_tenant_domains(const char *domains, const struct sg_batch *b,
 			      struct sg_batch_report *rep)
 {
@@ -596,8 +621,9 @@ static void finish_ingest(struct http_req *req)
 		reject_batch(req, rep);
 		goto out;
 	}
-	if (req->tenant_domains &&
-	    http_check_tenant_domains(req->tenant_domains, &batch, rep)) {
+	if (http_check_clock(req->srv->cfg.max_clock_ahead_s, sg_now_us(), &batch, rep) ||
+	    (req->tenant_domains &&
+	     http_check_tenant_domains(req->tenant_domains, &batch, rep))) {
 		reject_batch(req, rep);
 		goto out;
 	}

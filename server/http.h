@@ -38,10 +38,16 @@ void http_respond_json(struct http_req *req, unsigned status, json_t *value);
 
 struct lws *http_req_wsi(struct http_req *req);
 
-/* Lists in rep each item of b whose domain is not in domains (a key's
- * comma-separated list). Returns 0 when every item passes, else -1. */
+/* Lists in rep each item of b observed more than max_ahead_s after
+ * now_us (no limit when max_ahead_s is 0). Returns 0 when every item
+ * passes, else -1. */
 struct sg_batch;
 struct sg_batch_report;
+int http_check_clock(uint64_t max_ahead_s, int64_t now_us,
+		     const struct sg_batch *b, struct sg_batch_report *rep);
+
+/* Lists in rep each item of b whose domain is not in domains (a key's
+ * comma-separated list). Returns 0 when every item passes, else -1. */
 int http_check_tenant_domains(const char *domains, const struct sg_batch *b,
 			      struct sg_batch_report *rep);
 

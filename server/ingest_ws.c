@@ -306,6 +306,7 @@ static void ic_handle_batch(struct ingest_conn *ic, const char *data, size_t len
 	if (ic_key_still_valid(ic) || ic_rate_limited(ic))
 		goto out;
 	if (sg_batch_parse(data, len, fmt, srv->cfg.max_batch_signals, &batch, rep) ||
+	    http_check_clock(srv->cfg.max_clock_ahead_s, sg_now_us(), &batch, rep) ||
 	    (ic->tenant_domains &&
 	     http_check_tenant_domains(ic->tenant_domains, &batch, rep))) {
 		ic_send_rejection(ic, rep);

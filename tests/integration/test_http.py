@@ -218,4 +218,29 @@ async def tenant_key_sees_only_its_domains():
         await s.close()
 
 
+@test
+def timestamps_far_ahead_of_the_clock_rejected():
+    with Canaryd(settings={"max_clock_ahead_s": 600}) as srv:
+        key = srv.key()
+        near = make_signal(1, timestamp=now_rfc3339(300))
+        far = make_signal(2, timestamp=now_rfc3339(7200))
+        status, body = ingest(srv, key, [near, far])
+        check_eq(status, 400, "a batch with a signal two hours ahead")
+        errors = body.get("errors", [])
+        check_eq([(e["index"], e["field"]) for e in errors], [(1, "timestamp")],
+                 "the far item is named")
+        reason = errors[0]["reason"] if errors else ""
+        check(far["timestamp"] in reason, "the reason quotes the timestamp: %r" % reason)
+        check("max_clock_ahead_s" in reason, "the reason names the setting: %r" % reason)
+        _, health = get_json(srv.http + "/healthz", None)
+        check_eq(health["head_seq"], 0, "nothing stored from the batch")
+        status, body = ingest(srv, key, [near])
+        check_eq(status, 202, "five minutes ahead is within the limit")
+
+    with Canaryd(settings={"max_clock_ahead_s": 0}) as srv:
+        key = srv.key()
+        status, _ = ingest(srv, key, [make_signal(3, timestamp="2030-01-01T00:00:00Z")])
+        check_eq(status, 202, "max_clock_ahead_s 0 accepts any time")
+
+
 run_tests()

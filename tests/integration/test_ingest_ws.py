@@ -97,6 +97,12 @@ async def ingest_ws_rejects_bad_batch_and_stays_open():
 
         # Nothing of the rejected batches was stored: the next batch starts
         # at seq 1.
+        far = make_signal(6, timestamp="2030-01-01T00:00:00Z")
+        await ws.send(json.dumps([make_signal(5), far]))
+        err4 = await reply(ws)
+        check_eq([(e["index"], e["field"]) for e in err4.get("errors", [])], [(1, "timestamp")],
+                 "a signal far ahead of the server's clock")
+
         await ws.send(json.dumps([make_signal(5)]))
         ack = await reply(ws)
         check_eq(ack.get("first_seq"), 1, "nothing stored before")
