@@ -210,11 +210,36 @@ static int campaign_cursor_parse(const char *text, uint64_t *id)
 	return p && !*p ? 0 : -1;
 }
 
-static void bad_param(struct http_req *req, const char *name, const char *fix)
+/* Copies at most 64 bytes of a query value for an error message, with
+ * any byte outside printable ASCII as '?', so that the message stays
+ * valid UTF-8 whatever the client sent. */
+static void quote_value(const char *value, char out[72])
 {
-	char detail[480];
+	size_t n = 0;
 
-	snprintf(detail, sizeof(detail), "query parameter %s is invalid: %s", name, fix);
+	for (; value[n] && n < 64; n++)
+		out[n] = value[n] >= 0x20 && value[n] < 0x7f && value[n] != '"' ? value[n] : '?';
+	if (value[n]) {
+		memcpy(out + n, "...", 3);
+		n += 3;
+	}
+	out[n] = '\0';
+}
+
+/* Sends 400 for the parameter name, quoting the value sent when there is
+ * one, with fix saying what to send instead. */
+static void bad_param(struct http_req *req, const char *name, const char *value,
+		      const char *fix)
+{
+	char detail[560], quoted[72];
+
+	if (value) {
+		quote_value(value, quoted);
+		snprintf(detail, sizeof(detail), "query parameter %s=\"%s\" is invalid: %s",
+			 name, quoted, fix);
+	} else {
+		snprintf(detail, sizeof(detail), "query parameter %s is invalid: %s", name, fix);
+	}
 	http_problem(req, 400, "invalid-parameter", "Invalid query parameter", detail);
 }
 
@@ -271,7 +296,7 @@ static int parse_common(struct http_req *req, struct rest_query *q,
 			snprintf(fix, sizeof(fix),
 				 "use an integer from 1 to %" PRIu64 "%s", max,
 				 q->kind == QUERY_LIST ? " (the retention period)" : "");
-			bad_param(req, "since_hours", fix);
+			bad_param(req, "since_hours", value, fix);
 			return -1;
 		}
 		*hours = v;
@@ -282,7 +307,7 @@ static int parse_common(struct http_req *req, struct rest_query *q,
 		return 0;
 	if (!strcmp(name, "limit")) {
 		if (parse_uint(value, LIST_LIMIT_MAX, &v) || v == 0) {
-			bad_param(req, "limit", "use an integer from 1 to 1000");
+			bad_param(req, "limit", value, "use an integer from 1 to 1000");
 			return -1;
 		}
 		q->limit = (unsigned)v;
@@ -292,7 +317,7 @@ static int parse_common(struct http_req *req, struct rest_query *q,
 		char text[32];
 
 		if (sg_time_parse(value, &q->since_us)) {
-			bad_param(req, "since_time",
+			bad_param(req, "since_time", value,
 				  "use an RFC 3339 time with an offset, such as 2026-01-03T00:00:00Z");
 			return -1;
 		}
@@ -317,7 +342,7 @@ static int parse_specific(struct http_req *req, struct rest_query *q,
 		int i = sg_enum_lookup(names, ST_LEVEL_COUNT, value);
 
 		if (i < 0) {
-			bad_param(req, "bucket", "use minute, hour or day");
+			bad_param(req, "bucket", value, "use minute, hour or day");
 			return -1;
 		}
 		q->bucket = (enum st_level)i;
@@ -325,7 +350,7 @@ static int parse_specific(struct http_req *req, struct rest_query *q,
 	}
 	if (q->kind == QUERY_STATS && !strcmp(name, "top")) {
 		if (parse_uint(value, TOP_DOMAINS_MAX, &v) || v == 0) {
-			bad_param(req, "top", "use an integer from 1 to 100");
+			bad_param(req, "top", value, "use an integer from 1 to 100");
 			return -1;
 		}
 		q->top = (unsigned)v;
@@ -333,7 +358,7 @@ static int parse_specific(struct http_req *req, struct rest_query *q,
 	}
 	if (q->kind == QUERY_CAMPAIGNS && !strcmp(name, "status")) {
 		if (strcmp(value, "active") && strcmp(value, "dormant")) {
-			bad_param(req, "status", "use active or dormant");
+			bad_param(req, "status", value, "use active or dormant");
 			return -1;
 		}
 		q->status = value[0] == 'a' ? STATUS_ACTIVE : STATUS_DORMANT;
@@ -341,7 +366,7 @@ static int parse_specific(struct http_req *req, struct rest_query *q,
 	}
 	if (q->kind == QUERY_CAMPAIGNS && !strcmp(name, "cursor")) {
 		if (campaign_cursor_parse(value, &q->campaign_cursor)) {
-			bad_param(req, "cursor",
+			bad_param(req, "cursor", value,
 				  "pass the next_cursor of a previous page unchanged");
 			return -1;
 		}
@@ -353,7 +378,7 @@ static int parse_specific(struct http_req *req, struct rest_query *q,
 
 	if (!strcmp(name, "cursor")) {
 		if (cursor_parse(value, &q->cursor)) {
-			bad_param(req, "cursor",
+			bad_param(req, "cursor", value,
 				  "pass the next_cursor of a previous page unchanged");
 			return -1;
 		}
@@ -366,7 +391,7 @@ static int parse_specific(struct http_req *req, struct rest_query *q,
 	}
 	if (!strcmp(name, "threat_only")) {
 		if (strcmp(value, "true") && strcmp(value, "false")) {
-			bad_param(req, "threat_only", "use true or false");
+			bad_param(req, "threat_only", value, "use true or false");
 			return -1;
 		}
 		json_object_set_new(q->filter, "threat_only",
@@ -410,14 +435,14 @@ static int parse_query(struct http_req *req, enum query_kind kind,
 
 		if (n < 0) {
 			if (lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i) > 0) {
-				bad_param(req, "(one of them)", "a parameter is longer than 2048 bytes");
+				bad_param(req, "(one of them)", NULL, "a parameter is longer than 2048 bytes");
 				return -1;
 			}
 			break;
 		}
 		value = strchr(arg, '=');
 		if (!value) {
-			bad_param(req, "(unnamed)", "expected NAME=VALUE");
+			bad_param(req, "(unnamed)", arg, "expected NAME=VALUE");
 			return -1;
 		}
 		*value++ = '\0';
@@ -428,17 +453,20 @@ static int parse_query(struct http_req *req, enum query_kind kind,
 		if (rc < 0)
 			return -1;
 		if (rc == 0) {
-			char fix[320];
+			char detail[480], quoted[72];
 
-			snprintf(fix, sizeof(fix), "\"%.48s\" is not a known parameter (%s)",
-				 arg, known_params[kind]);
-			bad_param(req, "name", fix);
+			quote_value(arg, quoted);
+			snprintf(detail, sizeof(detail),
+				 "query parameter \"%s\" is not known: use %s", quoted,
+				 known_params[kind]);
+			http_problem(req, 400, "invalid-parameter", "Invalid query parameter",
+				     detail);
 			return -1;
 		}
 	}
 
 	if (q->since_us != INT64_MIN && hours_given) {
-		bad_param(req, "since_time", "give since_time or since_hours, not both");
+		bad_param(req, "since_time", NULL, "give since_time or since_hours, not both");
 		return -1;
 	}
 	if (q->since_us == INT64_MIN) {
@@ -450,6 +478,29 @@ static int parse_query(struct http_req *req, enum query_kind kind,
 	return 0;
 }
 
+/* Returns the query parameter behind a matcher error that starts with
+ * "filter.FIELD:", or NULL. */
+static const char *filter_param_name(const char *err)
+{
+	static const char *const names[][2] = {
+		{ "domains", "domain" }, { "event_types", "event_type" },
+		{ "confidences", "confidence" }, { "min_confidence", "min_confidence" },
+		{ "stages", "stage" }, { "proxy_types", "proxy_type" },
+		{ "regions", "region" }, { "actions", "action" },
+		{ "threat_only", "threat_only" },
+	};
+	const char *colon = strchr(err, ':');
+	size_t len;
+
+	if (strncmp(err, "filter.", 7) || !colon)
+		return NULL;
+	len = (size_t)(colon - (err + 7));
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i][0]) == len && !strncmp(err + 7, names[i][0], len))
+			return names[i][1];
+	return NULL;
+}
+
 /* Builds the matcher filter of q, narrowed to the tenant's domains.
  * Returns 0, or -1 after sending 400 or 500. */
 static int build_filter(struct http_req *req, const struct rest_query *q,
@@ -459,8 +510,15 @@ static int build_filter(struct http_req *req, const struct rest_query *q,
 
 	if (mt_filter_parse(q->filter, out, err, sizeof(err))) {
 		char detail[320];
+		const char *param = filter_param_name(err);
 
-		snprintf(detail, sizeof(detail), "query filter is invalid: %s", err);
+		/* The matcher names its own fields ("filter.event_types: ..."); the
+		 * client sent the query parameter, so the message names that. */
+		if (param)
+			snprintf(detail, sizeof(detail), "query parameter %s is invalid:%s",
+				 param, strchr(err, ':') + 1);
+		else
+			snprintf(detail, sizeof(detail), "query filter is invalid: %s", err);
 		http_problem(req, 400, "invalid-parameter", "Invalid query parameter",
 			     detail);
 		return -1;
@@ -1185,8 +1243,8 @@ void rest_stats(struct http_req *req, const char *tenant_domains)
 				      q.bucket == ST_LEVEL_MINUTE ? TREND_MINUTE_MAX : TREND_MAX };
 	rc = st_stats_read(srv->st, &sq, &stats);
 	if (rc == ST_ERR_INVALID) {
-		bad_param(req, "bucket",
-			  "bucket=minute covers at most 24 hours: lower since_hours or use bucket=hour");
+		bad_param(req, "bucket", "minute",
+			  "a minute trend covers at most 24 hours: lower since_hours or use bucket=hour");
 		goto out;
 	}
 	if (rc != ST_OK) {

@@ -227,7 +227,8 @@ void bench_print(const struct bench_run *r, const char *target)
 				    json_integer(r->o->subs_per_conn));
 	json_object_set_new(out, "match_ratio", json_real(r->o->match_ratio));
 	json_object_set_new(out, "rate_offered", json_real(r->o->rate));
-	json_object_set_new(out, "duration_s", json_real(run_s));
+	/* A run that failed before it started measured nothing. */
+	json_object_set_new(out, "duration_s", json_real(r->start_ns ? run_s : 0.0));
 	json_object_set_new(out, "ingested", json_integer((json_int_t)r->acked));
 	json_object_set_new(out, "ingested_per_s", json_real(floor((double)r->acked / run_s)));
 	json_object_set_new(out, "delivered", json_integer((json_int_t)r->received));

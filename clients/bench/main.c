@@ -22,7 +22,9 @@ static void usage(FILE *out)
 		"                    [--peer mosquitto|redis --peer-url mqtt://HOST:PORT|redis://HOST:PORT]\n"
 		"\n"
 		"  --url URL          canaryd's WebSocket base URL\n"
-		"  --key KEY          a key with the ingest and subscribe scopes\n"
+		"  --key KEY          a key with the ingest and subscribe scopes (default:\n"
+		"                     the environment variable CANARY_KEY, which keeps it\n"
+		"                     out of the process list)\n"
 		"  --subscribers N    subscriber connections, one filter each (default 100)\n"
 		"  --match-ratio F    fraction of subscribers each signal matches, 0 < F <= 1 (default 0.1)\n"
 		"  --rate R           signals per second; 0 sends as fast as the window allows (default 0)\n"
@@ -172,8 +174,14 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		fprintf(stderr, "canary-bench: --replay measures canaryd only; drop --peer\n");
 		return -1;
 	}
+	if (!o->key)
+		o->key = getenv("CANARY_KEY");
 	if (!o->peer && (!o->url || !o->key)) {
-		fprintf(stderr, "canary-bench: --url and --key are required for canaryd\n");
+		fprintf(stderr, "canary-bench: --url and a key (--key or CANARY_KEY) are required for canaryd\n");
+		return -1;
+	}
+	if (!o->peer && strncmp(o->url, "ws://", 5)) {
+		fprintf(stderr, "canary-bench: --url \"%s\" is invalid: use ws://HOST:PORT\n", o->url);
 		return -1;
 	}
 	return 0;

@@ -66,6 +66,7 @@ struct bctx {
 	uint64_t batches_acked;
 	lws_sorted_usec_list_t tick;
 	char *out;                      /* LWS_PRE + INGEST_MSG_MAX */
+	char close_reason[160];         /* canaryd's close of the ingest connection */
 };
 
 static const struct wsc_handlers sub_handlers;
@@ -380,10 +381,20 @@ static int bench_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		c->wsi = NULL;
 		return 0;
 
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (len >= 2) {
+			const unsigned char *p = in;
+
+			snprintf(bc->close_reason, sizeof(bc->close_reason), " with %u %.*s",
+				 (unsigned)(p[0] << 8 | p[1]), (int)(len - 2 > 100 ? 100 : len - 2),
+				 (const char *)p + 2);
+		}
+		return 0;
+
 	case LWS_CALLBACK_CLIENT_CLOSED:
 		if (bc->phase != PHASE_DONE)
-			bench_fail(bc->r, "canaryd closed the %s connection",
-				   c->ingest ? "ingest" : "subscriber");
+			bench_fail(bc->r, "canaryd closed the %s connection%s",
+				   c->ingest ? "ingest" : "subscriber", bc->close_reason);
 		c->wsi = NULL;
 		return 0;
 

@@ -406,8 +406,14 @@ static void wsc_handle_closed(uv_handle_t *h)
 
 void wsc_close(struct wsc *w)
 {
+	static const char normal[2] = { 0x03, (char)0xe8 };    /* 1000 */
+
 	if (w->state == WSC_CLOSED || w->fd < 0)
 		return;
+	/* A close frame, so that the server logs a normal close; the socket
+	 * closes without waiting for the server's answer. */
+	if (w->state == WSC_OPEN)
+		wsc_send_frame(w, OP_CLOSE, normal, sizeof(normal));
 	w->state = WSC_CLOSED;
 	uv_poll_stop(&w->poll);
 	uv_close((uv_handle_t *)&w->poll, wsc_handle_closed);

@@ -156,12 +156,28 @@ def stats_equal_a_recount():
 
 
 @test
+def list_errors_quote_the_value_and_parameter():
+    with Canaryd() as srv:
+        key = srv.key()
+        for query, expected in (
+                ("limit=100000", 'limit="100000"'),
+                ("cursor=%ff", 'cursor="?"'),
+                ("event_type=phishing", 'query parameter event_type is invalid: "phishing"'),
+                ("region=jp1", 'query parameter region is invalid: "jp1"'),
+                ("foo=bar", 'query parameter "foo" is not known')):
+            status, headers, body = http_get(srv.http + "/v1/canary/signals?" + query, key)
+            problem_ok(status, headers, body, 400, "signals?" + query)
+            detail = json.loads(body)["detail"]
+            check(expected in detail, "%s: %r in %r" % (query, expected, detail))
+
+
+@test
 def stats_reject_bad_parameters():
     with Canaryd() as srv:
         key = srv.key()
         for query, param in (("bucket=week", "bucket"), ("since_hours=0", "since_hours"),
                              ("since_hours=x", "since_hours"), ("top=0", "top"),
-                             ("bucket=minute&since_hours=48", "bucket"), ("limit=5", "name")):
+                             ("bucket=minute&since_hours=48", "bucket"), ("limit=5", "\"limit\" is not known")):
             status, headers, body = http_get(srv.http + "/v1/canary/stats?" + query, key)
             problem_ok(status, headers, body, 400, "stats?" + query)
             check(param in json.loads(body)["detail"], "detail names %s: %s" % (param, body))
@@ -342,7 +358,7 @@ def campaign_boundaries_at_the_idle_gap():
         check_eq(grown.get("camp_%d" % first, {}).get("signal_count"), 4, "the campaign grew in place")
 
         for query, param in (("status=open", "status"), ("cursor=zzz", "cursor"),
-                             ("cursor=c.", "cursor"), ("event_type=sim_recon", "name")):
+                             ("cursor=c.", "cursor"), ("event_type=sim_recon", "\"event_type\" is not known")):
             status, headers, body = http_get(srv.http + "/v1/canary/campaigns?" + query, key)
             problem_ok(status, headers, body, 400, "campaigns?" + query)
             check(param in json.loads(body)["detail"], "detail names %s" % param)

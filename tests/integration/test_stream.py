@@ -136,16 +136,16 @@ async def replay_done_then_live():
 async def since_time_replays_by_observed_time():
     with Canaryd() as srv:
         key = srv.key()
-        sigs = [make_signal(i, timestamp="2026-12-0%dT10:00:00+09:00" % d)
+        sigs = [make_signal(i, timestamp="2026-11-0%dT10:00:00+09:00" % d)
                 for i, d in enumerate([3, 1, 4, 1, 5, 2, 6])]
         _, body = ingest(srv, key, sigs)
         s = await Stream.open(srv, key)
         await s.recv_type("welcome")
-        await s.subscribe("t", None, since_time="2026-12-04T01:00:00Z")
+        await s.subscribe("t", None, since_time="2026-11-04T01:00:00Z")
         expect = [body["first_seq"] + i for i, d in enumerate([3, 1, 4, 1, 5, 2, 6]) if d >= 4]
         got = await s.signals(len(expect))
         check_eq([m["signal"]["seq"] for m in got], expect, "signals observed at or after since_time")
-        check_eq(got[0]["signal"]["timestamp"], "2026-12-04T01:00:00Z", "offset converted to UTC")
+        check_eq(got[0]["signal"]["timestamp"], "2026-11-04T01:00:00Z", "offset converted to UTC")
         done = await s.recv()
         check_eq(done["type"], "replay_done", "replay_done after since_time replay")
         await s.close()
