@@ -561,8 +561,9 @@ static void reject_batch(struct http_req *req, const struct sg_batch_report *rep
 		 "%zu problem%s found; nothing from this batch was stored",
 		 rep->total, rep->total == 1 ? "" : "s");
 	req->srv->counters.rejected_batches++;
-	log_info("rejected a batch from key %s: %zu problems", req->key_id,
-		 rep->total);
+	log_info("rejected a batch from key %s: %zu problem%s, the first in field %s; nothing stored",
+		 req->key_id, rep->total, rep->total == 1 ? "" : "s",
+		 rep->listed ? rep->problems[0].error.field : "-");
 	problem_with(req, 400, "invalid-batch", "Invalid signal batch", detail,
 		     json_pack("{s:o, s:I}", "errors", errors, "error_count",
 			       (json_int_t)rep->total),

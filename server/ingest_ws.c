@@ -145,8 +145,9 @@ static void ic_send_rejection(struct ingest_conn *ic,
 		 "%zu problem%s found; nothing from this batch was stored",
 		 rep->total, rep->total == 1 ? "" : "s");
 	ic->srv->counters.rejected_batches++;
-	log_info("ingest connection %" PRIu64 ": rejected a batch from key %s: %zu problems",
-		 ic->id, ic->key_id, rep->total);
+	log_info("ingest connection %" PRIu64 ": rejected a batch from key %s: %zu problem%s, the first in field %s; nothing stored",
+		 ic->id, ic->key_id, rep->total, rep->total == 1 ? "" : "s",
+		 rep->listed ? rep->problems[0].error.field : "-");
 	ic_send(ic, json_pack("{s:s, s:I, s:s, s:s, s:o, s:I}", "type", "error",
 			      "batch", (json_int_t)ic->batches, "code", "invalid_batch",
 			      "message", message, "errors", errors, "error_count",

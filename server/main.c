@@ -42,10 +42,10 @@ static volatile sig_atomic_t reload_requested;
 static int saved_argc;
 static char **saved_argv;
 
+/* The stop flag holds the signal's number, for the log. */
 static void on_stop_signal(int sig)
 {
-	(void)sig;
-	stop_requested = 1;
+	stop_requested = sig;
 }
 
 static void on_reload_signal(int sig)
@@ -504,8 +504,11 @@ static int run_server(struct server *srv)
 			 * would close the listener instead, but it crashes in
 			 * lws 4.1.6.
 			 */
-			log_info("stop requested: refusing new connections, closing %" PRIu64
-				 " WebSocket connections", srv->counters.ws_connections);
+			const char *name = sigabbrev_np(stop_requested);
+
+			log_info("stop requested by SIG%s: refusing new connections, closing %" PRIu64
+				 " WebSocket connections", name ? name : "?",
+				 srv->counters.ws_connections);
 			stream_shutdown(srv);
 			stop_at = sg_now_us() + SHUTDOWN_GRACE_US;
 		}
