@@ -259,9 +259,9 @@ static void print_key(const struct st_key *k, void *ctx)
 	       k->name[0] ? k->name : "-");
 }
 
-static void keys_usage(void)
+static void keys_usage(FILE *out)
 {
-	fprintf(stderr,
+	fprintf(out,
 		"usage: canaryd keys create --data-dir DIR --scopes ingest,subscribe,read[,admin] [--domains D1,D2] [--name NAME]\n"
 		"       canaryd keys list   --data-dir DIR\n"
 		"       canaryd keys revoke --data-dir DIR KEY_ID\n");
@@ -285,10 +285,14 @@ int keys_command(int argc, char **argv)
 	int c, rc = 2;
 
 	if (argc < 2) {
-		keys_usage();
+		keys_usage(stderr);
 		return 2;
 	}
 	verb = argv[1];
+	if (!strcmp(verb, "--help") || !strcmp(verb, "-h") || !strcmp(verb, "help")) {
+		keys_usage(stdout);
+		return 0;
+	}
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -296,13 +300,13 @@ int keys_command(int argc, char **argv)
 		case 's': a.scopes = optarg; break;
 		case 'D': a.domains = optarg; break;
 		case 'n': a.name = optarg; break;
-		default: keys_usage(); return c == 'h' ? 0 : 2;
+		default: keys_usage(c == 'h' ? stdout : stderr); return c == 'h' ? 0 : 2;
 		}
 	}
 
 	if (strcmp(verb, "create") && strcmp(verb, "list") && strcmp(verb, "revoke")) {
 		fprintf(stderr, "canaryd keys: unknown command \"%.32s\"\n", verb);
-		keys_usage();
+		keys_usage(stderr);
 		return 2;
 	}
 	if (!strcmp(verb, "revoke") && optind != argc - 1) {

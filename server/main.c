@@ -74,9 +74,19 @@ static void usage(FILE *out)
 		"  --version           print the version\n");
 }
 
+/* Reports an invalid configuration: on standard error at start, and in
+ * the log, with its timestamp, when a reload reads it. */
+static void config_error(int reloading, const char *err)
+{
+	if (reloading)
+		log_error("reload: %s; keeping the current settings", err);
+	else
+		fprintf(stderr, "canaryd: %s\n", err);
+}
+
 /* Applies the command line over the defaults and the configuration file;
  * the file is read first so that flags override it wherever they stand. */
-static int parse_args(int argc, char **argv, struct cd_config *cfg)
+static int parse_args(int argc, char **argv, int reloading, struct cd_config *cfg)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -110,7 +120,7 @@ static int parse_args(int argc, char **argv, struct cd_config *cfg)
 			}
 			if (pass == 0) {
 				if (c == 'c' && cfg_load_file(cfg, optarg, err, sizeof(err))) {
-					fprintf(stderr, "canaryd: %s\n", err);
+					config_error(reloading, err);
 					return -1;
 				}
 				continue;
@@ -124,7 +134,7 @@ static int parse_args(int argc, char **argv, struct cd_config *cfg)
 			else
 				continue;
 			if (cfg_set(cfg, assignment, err, sizeof(err))) {
-				fprintf(stderr, "canaryd: %s\n", err);
+				config_error(reloading, err);
 				return -1;
 			}
 		}
@@ -135,7 +145,7 @@ static int parse_args(int argc, char **argv, struct cd_config *cfg)
 		return -1;
 	}
 	if (cfg_validate(cfg, err, sizeof(err))) {
-		fprintf(stderr, "canaryd: %s\n", err);
+		config_error(reloading, err);
 		return -1;
 	}
 	return 0;
@@ -518,8 +528,8 @@ static int run_server(struct server *srv)
 			struct cd_config next;
 
 			reload_requested = 0;
-			if (parse_args(saved_argc, saved_argv, &next))
-				log_error("reload: the configuration is invalid (see the message above); keeping the current settings");
+			if (parse_args(saved_argc, saved_argv, 1, &next))
+				log_info("reload: no setting changed");
 			else
 				server_reload(srv, &next);
 		}
@@ -562,7 +572,7 @@ int main(int argc, char **argv)
 		return 1;
 	saved_argc = argc;
 	saved_argv = argv;
-	if (parse_args(argc, argv, &srv->cfg)) {
+	if (parse_args(argc, argv, 0, &srv->cfg)) {
 		free(srv);
 		return 2;
 	}

@@ -65,6 +65,13 @@ def keys_and_scopes():
         status, headers, body = http_get(url, full)
         problem_ok(status, headers, body, 401)
 
+        helped = subprocess.run([CANARYD, "keys", "--help"], capture_output=True, text=True)
+        check_eq(helped.returncode, 0, "keys --help exit status")
+        check("canaryd keys create" in helped.stdout, "keys --help prints the usage on stdout")
+        unknown = subprocess.run([CANARYD, "keys", "frob"], capture_output=True, text=True)
+        check_eq(unknown.returncode, 2, "an unknown keys command exit status")
+        check('unknown command "frob"' in unknown.stderr, "the unknown command is named")
+
 
 @test
 def invalid_batch_stores_nothing():
