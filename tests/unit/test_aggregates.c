@@ -15,6 +15,7 @@
 #include "store.h"
 #include "aggregates.h"
 #include "check.h"
+#include "store_raw.h"
 
 #define SEC INT64_C(1000000)
 #define MIN (60 * SEC)
@@ -90,19 +91,6 @@ static int64_t floor_to(int64_t us, int64_t step)
 	if (us % step && us < 0)
 		q--;
 	return q * step;
-}
-
-/* Same rules as the matcher: a name, or "*." and a suffix below it. */
-static int domain_match(const char *pattern, const char *name)
-{
-	size_t n = strlen(name);
-	size_t s;
-
-	if (strncmp(pattern, "*.", 2))
-		return !strcmp(pattern, name);
-	pattern += 2;
-	s = strlen(pattern);
-	return n > s + 1 && name[n - s - 1] == '.' && !strcmp(name + n - s, pattern);
 }
 
 /* ---- stats ---- */
@@ -211,7 +199,7 @@ static uint64_t recount(int64_t since, const char *const *pats, size_t npats,
 		int val = dim == ST_DIM_TOTAL;
 
 		for (size_t k = 0; k < npats; k++)
-			dom |= domain_match(pats[k], s->domain);
+			dom |= domain_pattern_match(pats[k], s->domain);
 		for (size_t k = 0; k < nvalues; k++)
 			val |= !strcmp(dim_value(s, dim), values[k]);
 		n += s->observed_us >= since && dom && val;
@@ -305,7 +293,7 @@ static uint64_t joint_recount(int64_t since, const struct joint_case *c)
 		int reg = c->nregions == 0;
 
 		for (size_t k = 0; k < c->npats; k++)
-			dom |= domain_match(c->pats[k], s->domain);
+			dom |= domain_pattern_match(c->pats[k], s->domain);
 		for (size_t k = 0; k < c->nregions; k++)
 			reg |= !strcmp(c->regions[k], s->region);
 		n += s->observed_us >= since && dom && reg &&
@@ -473,41 +461,6 @@ static void test_count_joint(void)
 	st_close(st);
 }
 
-/* Writes one raw entry into the stats database of the closed store in
- * dir, with the store's own key layout. */
-static int raw_put_stats(const char *dir, const uint8_t *key, size_t klen,
-			 const void *val, size_t vlen)
-{
-	MDB_env *env = NULL;
-	MDB_txn *txn = NULL;
-	MDB_dbi dbi;
-	MDB_val k = { klen, (void *)key };
-	MDB_val v = { vlen, (void *)val };
-	int rc;
-
-	rc = mdb_env_create(&env);
-	if (rc == 0)
-		rc = mdb_env_set_maxdbs(env, 16);
-	if (rc == 0)
-		rc = mdb_env_set_mapsize(env, UINT64_C(64) << 20);
-	if (rc == 0)
-		rc = mdb_env_open(env, dir, 0, 0600);
-	if (rc == 0)
-		rc = mdb_txn_begin(env, NULL, 0, &txn);
-	if (rc == 0)
-		rc = mdb_dbi_open(txn, "stats", 0, &dbi);
-	if (rc == 0)
-		rc = mdb_put(txn, dbi, &k, &v, 0);
-	if (rc == 0) {
-		rc = mdb_txn_commit(txn);
-		txn = NULL;
-	}
-	if (txn)
-		mdb_txn_abort(txn);
-	mdb_env_close(env);
-	return rc;
-}
-
 /* Joint values that do not decode make reads fail cleanly. */
 static void test_joint_corrupt(void)
 {
@@ -549,11 +502,17 @@ static void test_joint_corrupt(void)
 		st_close(st);
 
 		snprintf(dir, sizeof dir, "%s/agg%d-%d", base_dir, (int)getpid(), dir_count - 1);
-		CHECK(raw_put_stats(dir, k, agg_key_joint(k, ST_LEVEL_MINUTE, minute, "DE"),
-				    bad[b].bytes, bad[b].len) == 0);
-		CHECK(raw_put_stats(dir, k, agg_key_domain_joint(k, ST_LEVEL_MINUTE, rev, revlen,
-								minute, "DE"),
-				    bad[b].bytes, bad[b].len) == 0);
+		/* Every level's bucket, because a window that ends in the next
+		 * hour reads this minute from the hour's counters. */
+		for (int level = ST_LEVEL_MINUTE; level < ST_LEVEL_COUNT; level++) {
+			int64_t bucket = agg_floor(now, agg_step_us[level]);
+
+			CHECK(raw_put(dir, "stats", k, agg_key_joint(k, level, bucket, "DE"),
+				      bad[b].bytes, bad[b].len) == 0);
+			CHECK(raw_put(dir, "stats", k,
+				      agg_key_domain_joint(k, level, rev, revlen, bucket, "DE"),
+				      bad[b].bytes, bad[b].len) == 0);
+		}
 		st = NULL;
 		CHECK(st_open(dir, NULL, &st, NULL, 0) == ST_OK);
 		if (!st)

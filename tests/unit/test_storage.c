@@ -18,6 +18,7 @@
 
 #include "store.h"
 #include "check.h"
+#include "store_raw.h"
 
 #define MIB (UINT64_C(1) << 20)
 #define KIB (UINT64_C(1) << 10)
@@ -77,40 +78,6 @@ static int append_times(st_store *st, const int64_t *observed, size_t n,
 		make_signal(&sigs[i], observed[i], received_base + (int64_t)i);
 	rc = st_append(st, sigs, n);
 	free(sigs);
-	return rc;
-}
-
-/* Writes one raw entry into database db of the closed store in dir. */
-static int raw_put(const char *dir, const char *db, const void *key,
-		   size_t klen, const void *val, size_t vlen)
-{
-	MDB_env *env = NULL;
-	MDB_txn *txn = NULL;
-	MDB_dbi dbi;
-	MDB_val k = { klen, (void *)key };
-	MDB_val v = { vlen, (void *)val };
-	int rc;
-
-	rc = mdb_env_create(&env);
-	if (rc == 0)
-		rc = mdb_env_set_maxdbs(env, 16);
-	if (rc == 0)
-		rc = mdb_env_set_mapsize(env, 64 * MIB);
-	if (rc == 0)
-		rc = mdb_env_open(env, dir, 0, 0600);
-	if (rc == 0)
-		rc = mdb_txn_begin(env, NULL, 0, &txn);
-	if (rc == 0)
-		rc = mdb_dbi_open(txn, db, 0, &dbi);
-	if (rc == 0)
-		rc = mdb_put(txn, dbi, &k, &v, 0);
-	if (rc == 0) {
-		rc = mdb_txn_commit(txn);
-		txn = NULL;
-	}
-	if (txn)
-		mdb_txn_abort(txn);
-	mdb_env_close(env);
 	return rc;
 }
 
@@ -1083,19 +1050,6 @@ static void test_open_errors(void)
 
 /* ---- the per-domain time index ---- */
 
-/* Same rules as the matcher: a name, or "*." and a suffix below it. */
-static bool pattern_match(const char *pattern, const char *name)
-{
-	size_t n = strlen(name);
-	size_t s;
-
-	if (strncmp(pattern, "*.", 2))
-		return !strcmp(pattern, name);
-	pattern += 2;
-	s = strlen(pattern);
-	return n > s + 1 && name[n - s - 1] == '.' && !strcmp(name + n - s, pattern);
-}
-
 /* Records the visited signals that match patterns, and counts the
  * others. */
 struct match_log {
@@ -1113,7 +1067,7 @@ static int match_visit(const struct sg_signal *s, void *ctx)
 	bool match = false;
 
 	for (size_t i = 0; i < log->npatterns && !match; i++)
-		match = pattern_match(log->patterns[i], s->domain);
+		match = domain_pattern_match(log->patterns[i], s->domain);
 	if (!match) {
 		log->others++;
 		return 0;
