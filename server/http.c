@@ -484,6 +484,8 @@ static int receive_body(struct http_req *req, const char *in, size_t len)
 int http_check_clock(uint64_t max_ahead_s, int64_t now_us,
 		     const struct sg_batch *b, struct sg_batch_report *rep)
 {
+	struct sg_error e;
+
 	memset(rep, 0, sizeof(*rep));
 	for (size_t i = 0; max_ahead_s && i < b->count; i++) {
 		int64_t ahead_s = (b->items[i].observed_us - now_us) / 1000000;
@@ -491,17 +493,12 @@ int http_check_clock(uint64_t max_ahead_s, int64_t now_us,
 
 		if (ahead_s <= (int64_t)max_ahead_s)
 			continue;
-		if (rep->listed < SG_BATCH_MAX_PROBLEMS) {
-			struct sg_batch_problem *pr = &rep->problems[rep->listed++];
-
-			sg_time_format(b->items[i].observed_us, when);
-			pr->index = i;
-			snprintf(pr->error.field, sizeof(pr->error.field), "timestamp");
-			snprintf(pr->error.reason, sizeof(pr->error.reason),
-				 "timestamp \"%s\" is %" PRId64 " s ahead of the server's clock; correct the sensor's clock or raise max_clock_ahead_s",
-				 when, ahead_s);
-		}
-		rep->total++;
+		sg_time_format(b->items[i].observed_us, when);
+		snprintf(e.field, sizeof(e.field), "timestamp");
+		snprintf(e.reason, sizeof(e.reason),
+			 "timestamp \"%s\" is %" PRId64 " s ahead of the server's clock; correct the sensor's clock or raise max_clock_ahead_s",
+			 when, ahead_s);
+		sg_batch_report_add(rep, i, &e);
 	}
 	return rep->total ? -1 : 0;
 }
@@ -509,6 +506,8 @@ int http_check_clock(uint64_t max_ahead_s, int64_t now_us,
 int http_check_tenant_domains(const char *domains, const struct sg_batch *b,
 			      struct sg_batch_report *rep)
 {
+	struct sg_error e;
+
 	memset(rep, 0, sizeof(*rep));
 	for (size_t i = 0; i < b->count; i++) {
 		const char *d = b->items[i].domain;
@@ -525,17 +524,10 @@ int http_check_tenant_domains(const char *domains, const struct sg_batch *b,
 		}
 		if (found)
 			continue;
-		if (rep->listed < SG_BATCH_MAX_PROBLEMS) {
-			struct sg_batch_problem *pr = &rep->problems[rep->listed++];
-
-			pr->index = i;
-			snprintf(pr->error.field, sizeof(pr->error.field),
-				 "related_domain");
-			snprintf(pr->error.reason, sizeof(pr->error.reason),
-				 "domain \"%.100s\" is not in this key's domain list",
-				 d);
-		}
-		rep->total++;
+		snprintf(e.field, sizeof(e.field), "related_domain");
+		snprintf(e.reason, sizeof(e.reason),
+			 "domain \"%.100s\" is not in this key's domain list", d);
+		sg_batch_report_add(rep, i, &e);
 	}
 	return rep->total ? -1 : 0;
 }

@@ -32,8 +32,8 @@ static void report_reset(struct sg_batch_report *rep)
 	rep->listed = 0;
 }
 
-static void report_add(struct sg_batch_report *rep, size_t index,
-		       const struct sg_error *e)
+void sg_batch_report_add(struct sg_batch_report *rep, size_t index,
+			 const struct sg_error *e)
 {
 	if (rep->listed < SG_BATCH_MAX_PROBLEMS) {
 		rep->problems[rep->listed].index = index;
@@ -55,7 +55,7 @@ static void report_body(struct sg_batch_report *rep, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(e.reason, sizeof(e.reason), fmt, ap);
 	va_end(ap);
-	report_add(rep, SG_BATCH_WHOLE_BODY, &e);
+	sg_batch_report_add(rep, SG_BATCH_WHOLE_BODY, &e);
 }
 
 /* Copies text into out as printable ASCII, other bytes as '?'. */
@@ -146,7 +146,7 @@ static void take_json_item(json_t *item, size_t index, struct sg_signal *slot,
 
 	memset(&e, 0, sizeof(e));
 	if (sg_from_json(item, slot, &e) != 0)
-		report_add(rep, index, &e);
+		sg_batch_report_add(rep, index, &e);
 }
 
 static int alloc_items(struct sg_batch *out, size_t count,
@@ -247,7 +247,7 @@ static void parse_ndjson(const char *body, size_t len, size_t max_items,
 		item = sg_json_parse_strict(p, n, why, sizeof(why));
 		if (!item) {
 			snprintf(e.reason, sizeof(e.reason), "%s", why);
-			report_add(rep, line, &e);
+			sg_batch_report_add(rep, line, &e);
 		} else {
 			take_json_item(item, line, &out->items[filled], rep);
 		}
@@ -394,7 +394,7 @@ static void parse_msgpack(const char *body, size_t len, size_t max_items,
 
 		memset(&e, 0, sizeof(e));
 		if (sg_from_msgpack(item, &out->items[i], &e) != 0)
-			report_add(rep, i, &e);
+			sg_batch_report_add(rep, i, &e);
 		/* Ingest assigns these; a sensor cannot choose them. */
 		out->items[i].seq = 0;
 		out->items[i].received_us = 0;

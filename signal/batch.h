@@ -52,6 +52,12 @@ int sg_batch_parse(const char *body, size_t len, enum sg_format fmt,
 
 void sg_batch_free(struct sg_batch *b);
 
+/* Records a problem with item index (or SG_BATCH_WHOLE_BODY) in rep: it
+ * counts in total, and is listed while fewer than SG_BATCH_MAX_PROBLEMS
+ * are. For checks that run after parsing. */
+void sg_batch_report_add(struct sg_batch_report *rep, size_t index,
+			 const struct sg_error *e);
+
 /*
  * Parses one JSON text with the same strictness as ingest (duplicate
  * member names, depth over 32 and invalid UTF-8 are errors). Returns a new
