@@ -42,7 +42,7 @@ static volatile sig_atomic_t reload_requested;
 static int saved_argc;
 static char **saved_argv;
 
-/* The stop flag holds the signal's number, for the log. */
+/* The stop flag is the signal's number, which the stop log line names. */
 static void on_stop_signal(int sig)
 {
 	stop_requested = sig;
@@ -252,7 +252,7 @@ static int server_open(struct server *srv)
 		char until[32];
 
 		sg_time_format(unindexed, until);
-		log_info("the store holds signals from an older canaryd, observed up to %s: "
+		log_info("the store contains signals from an older canaryd, observed up to %s: "
 			 "signal lists whose window starts at or before that time read the "
 			 "global time index and count by reading every signal in the window",
 			 until);
@@ -457,10 +457,9 @@ static void context_destroy(struct server *srv, struct ev_loop *loop)
 
 static int run_server(struct server *srv)
 {
-	/* The last member, tx_packet_size, is the most lws hands to one
-	 * send(); its default, the receive buffer size, would split each
-	 * batched frame into 4 KiB sends with an event-loop turn between
-	 * them. */
+	/* The last member, tx_packet_size, is the most lws passes to one
+	 * send(). Its default is the receive buffer size, which would split
+	 * each batched frame into 4 KiB sends with a loop turn between them. */
 	struct lws_protocols protocols[] = {
 		{ "http", http_callback, http_session_size(), 0, 0, NULL,
 		  SERVER_FRAME_MAX },

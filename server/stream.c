@@ -976,6 +976,20 @@ static int conn_replay_step(struct conn *c)
 	return 0;
 }
 
+/* Takes the next frame of the connection's queue and writes it. Sets
+ * *len to the frame's length, 0 when none was taken. Returns -1 when the
+ * socket failed. */
+static int conn_write_frame(struct conn *c, size_t *len)
+{
+	char *buf = c->srv->frame + LWS_PRE;
+
+	*len = outq_take_frame(&c->q, buf, SERVER_FRAME_MAX, !c->binary);
+	if (*len && lws_write(c->wsi, (unsigned char *)buf, *len,
+			      c->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < (int)*len)
+		return -1;
+	return 0;
+}
+
 static int conn_writable(struct conn *c)
 {
 	struct server *srv = c->srv;
@@ -1005,16 +1019,14 @@ static int conn_writable(struct conn *c)
 		lws_callback_on_writable(c->wsi);
 		return 0;
 	}
-	len = outq_take_frame(&c->q, buf, SERVER_FRAME_MAX, !c->binary);
+	if (conn_write_frame(c, &len))
+		return -1;
 	if (!len && c->q.first) {
 		/* Cannot happen with max_message_bytes below the frame size,
 		 * but a message that never fits must not wedge the queue. */
 		return conn_close_soon(c, 1011, "message larger than the frame buffer",
 				      CLOSE_LIMIT);
 	}
-	if (len && lws_write(c->wsi, (unsigned char *)buf, len,
-			     c->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < (int)len)
-		return -1;
 	if (c->replay_starved && !c->q.first) {
 		/* Nothing to write until a later pass has budget for it. */
 		if (lws_dll2_is_detached(&c->replay_wait))
@@ -1062,17 +1074,16 @@ static int conn_replaying(const struct conn *c)
 
 /*
  * Writes the connection's queue now, outside its writable callback, so
- * that live signals leave in the loop turn that committed them: waiting
+ * that live signals leave in the loop turn that committed them. Waiting
  * for the writable callback costs a turn and two epoll_ctl calls per
- * connection. lws 4.1 permits a write outside the callback: a part the
- * socket does not take stays in lws's buffer, goes out first on the next
- * writable event, and later writes queue behind it. A pending ping,
+ * connection. lws 4.1.6 accepts a write outside the callback: a part the
+ * socket does not take stays in lws's buffer and goes out first on the
+ * next writable event, and later writes queue behind it. A pending ping,
  * close, replay or partial frame leaves the work to the writable
  * callback, which handles them in order.
  */
 static void conn_flush_now(struct conn *c)
 {
-	char *buf = c->srv->frame + LWS_PRE;
 	size_t len;
 
 	if (c->closing || c->want_ping || c->replay_starved ||
@@ -1080,9 +1091,7 @@ static void conn_flush_now(struct conn *c)
 		lws_callback_on_writable(c->wsi);
 		return;
 	}
-	len = outq_take_frame(&c->q, buf, SERVER_FRAME_MAX, !c->binary);
-	if (len && lws_write(c->wsi, (unsigned char *)buf, len,
-			     c->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < (int)len) {
+	if (conn_write_frame(c, &len)) {
 		/* The socket failed: lws closes it after this turn. */
 		log_info("connection %" PRIu64 " (key %s): writing failed, dropping it",
 			 c->id, c->key_id[0] ? c->key_id : "-");

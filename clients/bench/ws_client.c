@@ -38,8 +38,8 @@ static void wsc_fail(struct wsc *w, const char *why)
 		w->on->closed(w, why);
 }
 
-/* Writes one masked frame; the mask is fixed, which servers cannot tell
- * from a random one and the benchmark does not need to hide anything. */
+/* Writes one masked frame. The mask is fixed: a server cannot tell it
+ * from a random one, and the benchmark has nothing to hide. */
 static int wsc_send_frame(struct wsc *w, int opcode, const char *data, size_t len)
 {
 	static const uint8_t mask[4] = { 0x5a, 0x17, 0xc3, 0x81 };
@@ -410,8 +410,8 @@ void wsc_close(struct wsc *w)
 
 	if (w->state == WSC_CLOSED || w->fd < 0)
 		return;
-	/* A close frame, so that the server logs a normal close; the socket
-	 * closes without waiting for the server's answer. */
+	/* A close frame, so that the server logs a normal close. The socket
+	 * closes without waiting for the server's reply. */
 	if (w->state == WSC_OPEN)
 		wsc_send_frame(w, OP_CLOSE, normal, sizeof(normal));
 	w->state = WSC_CLOSED;

@@ -156,10 +156,9 @@ def ingest(server, key, signals, content_type="application/json", raw=None):
         return status, resp
 
 
-# Observed times of make_signal: 12 hours before this module was loaded
-# plus i seconds (i modulo 12 hours), so that they stay in the past and
-# inside the REST lists' default 24-hour window for a whole test run, on
-# any date.
+# Observed times of make_signal: 12 hours before this module was loaded,
+# plus i seconds (i modulo 12 hours). They stay in the past and inside the
+# REST lists' default 24-hour window for a whole test run, on any date.
 SIGNAL_TIME_BASE = int(time.time()) - 12 * 3600
 
 

@@ -1,7 +1,7 @@
 """REST list counts and domain pages against a real canaryd: total_count of
 filters on several fields equals a recount of the stored signals fetched
 by paging, lists through the per-domain index give the same pages as
-through the global time index, a store from an older canaryd answers the
+through the global time index, a store from an older canaryd returns the
 same, and domain pages skip and repeat nothing while a producer runs."""
 
 import os
@@ -219,7 +219,7 @@ def domain_paging_under_ingest():
         before = load(srv, key, 3, 1500, 20)
         params = {"domain": "*.bank.example,shop.example,h5.many.example", "limit": 7,
                   "since_hours": 48}
-        wanted = {i + 1 for i, s in enumerate(before) if matches(s, params)}
+        expected = {i + 1 for i, s in enumerate(before) if matches(s, params)}
 
         stop = threading.Event()
 
@@ -251,8 +251,8 @@ def domain_paging_under_ingest():
             stop.set()
             thread.join()
         check_eq(len(seen), len(set(seen)), "no signal listed twice")
-        check(wanted <= set(seen), "every matching signal stored before paging is listed (%d missing)"
-              % len(wanted - set(seen)))
+        check(expected <= set(seen), "every matching signal stored before paging is listed (%d missing)"
+              % len(expected - set(seen)))
         check(order == sorted(order, reverse=True), "pages are newest first")
 
 
