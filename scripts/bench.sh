@@ -6,7 +6,8 @@
 #
 # Scenarios: memory memory-connections fanout1k fanout10k latency1k
 # latency10k ingest matching replay (default: all, memory first, while the
-# store is empty). Environment:
+# store is empty). The latency scenarios also run bench_fanout_floor: the
+# same fan-out over loopback with plain sends and no broker in between. Environment:
 #   BUILD_DIR   release build to use or make (default /tmp/canary-bench-build)
 #   RUNS        runs per scenario and target (default 3)
 #   DURATION    seconds per fan-out and latency run (default 5)
@@ -77,10 +78,14 @@ wait_port() {
 
 if [ ! -x "$BUILD_DIR/clients/canary-bench" ] || [ "${REBUILD:-1}" = 1 ]; then
 	cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
-	cmake --build "$BUILD_DIR" -j2 --target canaryd canary-bench bench_matcher >/dev/null
+	cmake --build "$BUILD_DIR" -j2 --target canaryd canary-bench bench_matcher bench_fanout_floor >/dev/null
 fi
 BENCH=$BUILD_DIR/clients/canary-bench
 CANARYD=$BUILD_DIR/server/canaryd
+FLOOR=$BUILD_DIR/tests/bench_fanout_floor
+# Arguments of bench_fanout_floor for the scenario being run; empty when
+# the scenario has no floor run.
+FLOOR_ARGS=""
 : >"$OUT"
 
 # ---- servers ----
@@ -145,6 +150,8 @@ run() {
 	canaryd-msgpack) line=$("$BENCH" --url "ws://127.0.0.1:$CANARY_PORT" --key "$KEY" --format msgpack "$@" || true) ;;
 	mosquitto) line=$("$BENCH" --peer mosquitto --peer-url "mqtt://127.0.0.1:$MQTT_PORT" "$@" || true) ;;
 	redis) line=$("$BENCH" --peer redis --peer-url "redis://127.0.0.1:$REDIS_PORT" "$@" || true) ;;
+	# shellcheck disable=SC2086 # FLOOR_ARGS is a list of arguments
+	loopback-floor) line=$("$FLOOR" $FLOOR_ARGS --duration "$DURATION" || true) ;;
 	esac
 	line=${line:-'{"error":"no output"}'}
 	echo "{\"scenario\":\"$label\",\"load\":\"$(cut -d' ' -f1 /proc/loadavg)\",\"result\":$line}" | tee -a "$OUT"
@@ -154,6 +161,7 @@ targets() {
 	echo canaryd canaryd-msgpack
 	[ -n "$MQTT_PORT" ] && echo mosquitto
 	[ -n "$REDIS_PORT" ] && echo redis
+	[ -n "$FLOOR_ARGS" ] && echo loopback-floor
 	true
 }
 
@@ -173,8 +181,18 @@ for s in $SCENARIOS; do
 	case $s in
 	fanout1k) rounds fanout1k --subscribers 1000 --match-ratio 0.1 --rate 0 --duration "$DURATION" ;;
 	fanout10k) rounds fanout10k --subscribers 10000 --match-ratio 0.01 --rate 0 --duration "$DURATION" ;;
-	latency1k) rounds latency1k --subscribers 1000 --match-ratio 0.1 --rate 500 --duration "$DURATION" ;;
-	latency10k) rounds latency10k --subscribers 10000 --match-ratio 0.01 --rate 300 --duration "$DURATION" ;;
+	latency1k)
+		FLOOR_ARGS="--sockets 1000 --fanout 100 --rate 500"
+		rounds latency1k --subscribers 1000 --match-ratio 0.1 --rate 500 --duration "$DURATION"
+		FLOOR_ARGS=""
+		;;
+	latency10k)
+		# The floor opens both ends of every socket in one process
+		# before it forks, so it needs two descriptors per socket.
+		[ "$(ulimit -n)" -gt 20200 ] && FLOOR_ARGS="--sockets 10000 --fanout 100 --rate 300"
+		rounds latency10k --subscribers 10000 --match-ratio 0.01 --rate 300 --duration "$DURATION"
+		FLOOR_ARGS=""
+		;;
 	ingest)
 		for i in $(seq 1 "$RUNS"); do
 			# One subscriber of 100 domains: almost nothing to fan out.
