@@ -165,25 +165,81 @@ static struct server *retention_server;
 static lws_sorted_usec_list_t retention_sul;
 static lws_sorted_usec_list_t sync_sul;
 
+static void retention_run(lws_sorted_usec_list_t *sul);
+static void sync_run(lws_sorted_usec_list_t *sul);
+
 /* Signals deleted by the runs of one backlog so far, logged once at its end. */
 static size_t retention_backlog;
 
+/* One retention run, for the signal log's writer thread. */
+static struct retention_job {
+	int64_t cutoff;         /* delete signals received before this */
+	int64_t retention_us;
+	size_t deleted;         /* by this run */
+	int more;               /* this run stopped at its budget */
+} retention_job;
+
+/* Deletes up to RETENTION_MAX_BATCHES transactions of RETENTION_BATCH
+ * signals. Runs on the writer thread, between commits. */
+static int retention_delete(st_store *st, void *arg)
+{
+	struct retention_job *job = arg;
+	int rc = ST_OK;
+
+	job->deleted = 0;
+	job->more = 0;
+	for (int i = 0; i < RETENTION_MAX_BATCHES; i++) {
+		size_t deleted = 0;
+
+		rc = st_delete_received_before(st, job->cutoff, RETENTION_BATCH, &deleted);
+		job->deleted += deleted;
+		if (rc != ST_OK)
+			break;
+		job->more = deleted == RETENTION_BATCH;
+		if (!job->more)
+			break;
+	}
+	return rc;
+}
+
+/* A run that used its whole budget continues 1 ms later, so that the
+ * writer commits what came in meanwhile. Any other run is followed by
+ * the next one retention_check_s later. */
+static void retention_done(void *arg, int status)
+{
+	struct retention_job *job = arg;
+	struct server *srv = retention_server;
+
+	if (srv->shutting_down)
+		return;
+	retention_backlog += job->deleted;
+	if (status != ST_OK) {
+		log_error("retention: deleting old signals failed: %s; retrying in %" PRIu64 " s",
+			  st_strerror(status), srv->cfg.retention_check_s);
+		job->more = 0;
+	}
+	if (job->more) {
+		lws_sul_schedule(srv->ctx, 0, &retention_sul, retention_run, 1000);
+		return;
+	}
+	if (retention_backlog)
+		log_info("retention: deleted %zu signals received more than %" PRId64 " s ago",
+			 retention_backlog, job->retention_us / 1000000);
+	retention_backlog = 0;
+	lws_sul_schedule(srv->ctx, 0, &retention_sul, retention_run,
+			 (lws_usec_t)srv->cfg.retention_check_s * 1000000);
+}
+
 /*
  * Deletes signals received more than the retention period ago
- * (retention_s, else retention_hours) in transactions of RETENTION_BATCH,
- * at most RETENTION_MAX_BATCHES per run, so that the event loop is held
- * up for a few milliseconds at a time. A run that used its whole budget
- * continues 1 ms later, after lws served what is waiting; otherwise the
- * next run is retention_check_s later.
+ * (retention_s, else retention_hours). The deletions are write
+ * transactions, so they run on the signal log's writer thread
+ * (retention_delete), and the event loop only schedules them.
  */
 static void retention_run(lws_sorted_usec_list_t *sul)
 {
 	struct server *srv = retention_server;
-	int64_t retention_us = cfg_retention_us(&srv->cfg);
-	int64_t cutoff = sg_now_us() - retention_us;
-	size_t total = 0;
 	int stale = 0;
-	int more = 0;
 
 	/* A tool that shares the store (mdb_stat, a backup) and died inside a
 	 * read transaction would otherwise keep freed pages from reuse until
@@ -191,46 +247,48 @@ static void retention_run(lws_sorted_usec_list_t *sul)
 	if (st_reader_check(srv->st, &stale) == ST_OK && stale)
 		log_warn("cleared %d LMDB reader slots left by dead processes", stale);
 
-	for (int i = 0; i < RETENTION_MAX_BATCHES; i++) {
-		size_t deleted = 0;
-		int rc = st_delete_received_before(srv->st, cutoff, RETENTION_BATCH,
-						   &deleted);
-
-		total += deleted;
-		if (rc != ST_OK) {
-			log_error("retention: deleting old signals failed: %s; retrying in %" PRIu64 " s",
-				  st_strerror(rc), srv->cfg.retention_check_s);
-			break;
-		}
-		more = deleted == RETENTION_BATCH;
-		if (!more)
-			break;
+	retention_job.retention_us = cfg_retention_us(&srv->cfg);
+	retention_job.cutoff = sg_now_us() - retention_job.retention_us;
+	if (slog_run_task(srv->slog, retention_delete, retention_done, &retention_job)) {
+		log_error("retention: out of memory; retrying in %" PRIu64 " s",
+			  srv->cfg.retention_check_s);
+		lws_sul_schedule(srv->ctx, 0, sul, retention_run,
+				 (lws_usec_t)srv->cfg.retention_check_s * 1000000);
 	}
+}
 
-	retention_backlog += total;
-	if (more) {
-		lws_sul_schedule(srv->ctx, 0, sul, retention_run, 1000);
+static int sync_store(st_store *st, void *arg)
+{
+	(void)arg;
+	return st_sync(st);
+}
+
+static void sync_done(void *arg, int status)
+{
+	struct server *srv = arg;
+
+	if (srv->shutting_down)
 		return;
-	}
-	if (retention_backlog)
-		log_info("retention: deleted %zu signals received more than %" PRId64 " s ago",
-			 retention_backlog, retention_us / 1000000);
-	retention_backlog = 0;
-	lws_sul_schedule(srv->ctx, 0, sul, retention_run,
-			 (lws_usec_t)srv->cfg.retention_check_s * 1000000);
+	if (status != ST_OK)
+		log_error("flushing the store to disk failed: %s; retrying in %" PRIu64 " ms",
+			  st_strerror(status), srv->cfg.sync_interval_ms);
+	lws_sul_schedule(srv->ctx, 0, &sync_sul, sync_run,
+			 (lws_usec_t)srv->cfg.sync_interval_ms * 1000);
 }
 
 /* Flushes commits to the disk every sync_interval_ms when durability is
- * nometasync or nosync; see docs/operations.md for what each risks. */
+ * nometasync or nosync; see docs/operations.md for what each risks. The
+ * fsync runs on the writer thread. */
 static void sync_run(lws_sorted_usec_list_t *sul)
 {
 	struct server *srv = retention_server;
 
-	if (st_sync(srv->st) != ST_OK)
-		log_error("flushing the store to disk failed; retrying in %" PRIu64 " ms",
+	if (slog_run_task(srv->slog, sync_store, sync_done, srv)) {
+		log_error("flushing the store to disk: out of memory; retrying in %" PRIu64 " ms",
 			  srv->cfg.sync_interval_ms);
-	lws_sul_schedule(srv->ctx, 0, sul, sync_run,
-			 (lws_usec_t)srv->cfg.sync_interval_ms * 1000);
+		lws_sul_schedule(srv->ctx, 0, sul, sync_run,
+				 (lws_usec_t)srv->cfg.sync_interval_ms * 1000);
+	}
 }
 
 static int server_open(struct server *srv)

@@ -1280,17 +1280,43 @@ void rest_healthz(struct http_req *req)
 
 /* ---- set-up and the pruning timer ---- */
 
+static void analytics_prune(lws_sorted_usec_list_t *sul);
+
+/* Whether the last prune stopped at its budget; written on the writer
+ * thread, read in analytics_pruned after the hand-over. */
+static bool analytics_prune_more;
+
+static int analytics_prune_run(st_store *st, void *arg)
+{
+	(void)arg;
+	analytics_prune_more = false;
+	return st_analytics_prune(st, sg_now_us(), ANALYTICS_PRUNE_BATCH,
+				  &analytics_prune_more);
+}
+
+static void analytics_pruned(void *arg, int status)
+{
+	struct server *srv = arg;
+
+	if (srv->shutting_down)
+		return;
+	if (status != ST_OK)
+		log_error("pruning old stats counters and campaigns failed: %s; retrying in a minute",
+			  st_strerror(status));
+	lws_sul_schedule(srv->ctx, 0, &srv->analytics_tick, analytics_prune,
+			 analytics_prune_more && status == ST_OK ? 1000 : ANALYTICS_PRUNE_PERIOD_US);
+}
+
+/* Prunes expired aggregates on the signal log's writer thread, since the
+ * deletions are write transactions. */
 static void analytics_prune(lws_sorted_usec_list_t *sul)
 {
 	struct server *srv = lws_container_of(sul, struct server, analytics_tick);
-	bool more = false;
-	int rc = st_analytics_prune(srv->st, sg_now_us(), ANALYTICS_PRUNE_BATCH, &more);
 
-	if (rc != ST_OK)
-		log_error("pruning old stats counters and campaigns failed: %s; retrying in a minute",
-			  st_strerror(rc));
-	lws_sul_schedule(srv->ctx, 0, sul, analytics_prune,
-			 more && rc == ST_OK ? 1000 : ANALYTICS_PRUNE_PERIOD_US);
+	if (slog_run_task(srv->slog, analytics_prune_run, analytics_pruned, srv)) {
+		log_error("pruning old stats counters and campaigns: out of memory; retrying in a minute");
+		lws_sul_schedule(srv->ctx, 0, sul, analytics_prune, ANALYTICS_PRUNE_PERIOD_US);
+	}
 }
 
 int rest_init(struct server *srv, struct lws_context *ctx)

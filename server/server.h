@@ -11,20 +11,21 @@
  *                belong to this thread.
  *   writer       the signal log's thread (signal_log.c) assigns seqs and
  *                commits batches to LMDB, so that an fsync never holds up
- *                delivery. It touches only the store and the log's own
- *                locked lists, and wakes the loop with lws_cancel_service(),
- *                the one lws call that is safe from another thread.
+ *                delivery. Between commits it runs the store's other
+ *                writes as tasks: retention, pruning of old aggregates
+ *                and, unless durability is full, the periodic sync. It
+ *                touches only the store and the log's own locked lists,
+ *                and wakes the loop with lws_cancel_service(), the one lws
+ *                call that is safe from another thread.
  *
  * The loop handles the wake in LWS_CALLBACK_EVENT_WAIT_CANCELLED (http.c)
  * by calling slog_deliver, which publishes each committed batch in seq
  * order and answers its sender. A signal is therefore published only
  * after its commit, and publishes reach subscriptions in seq order; the
  * replay/live hand-over in stream.c relies on both. LMDB readers on the
- * loop thread run beside the writer (the store opens LMDB with MDB_NOTLS).
- *
- * NOTE: retention's deletions are still write transactions on the loop
- * thread; each waits for the writer's current commit (LMDB has one writer
- * at a time) and pays its own fsync, a few milliseconds once a minute.
+ * loop thread run beside the writer (the store opens LMDB with MDB_NOTLS);
+ * the loop thread opens no write transaction and calls fsync only at
+ * stop, after the writer has ended.
  */
 #ifndef CANARY_SERVER_H
 #define CANARY_SERVER_H

@@ -41,6 +41,18 @@ struct job_list {
 	struct slog_job *first, *last;
 };
 
+struct slog_task {
+	struct slog_task *next;
+	slog_task_fn run;       /* writer thread */
+	slog_task_done_fn done; /* loop thread */
+	void *arg;
+	int status;             /* what run returned */
+};
+
+struct task_list {
+	struct slog_task *first, *last;
+};
+
 struct signal_log {
 	st_store *st;
 	slog_publish_fn publish;
@@ -56,6 +68,8 @@ struct signal_log {
 	bool stop;
 	struct job_list pending;
 	struct job_list done;
+	struct task_list tasks;         /* waiting for the writer */
+	struct task_list tasks_done;    /* run, waiting for the loop */
 	struct slog_stats stats;
 };
 
@@ -67,6 +81,27 @@ static void list_append(struct job_list *l, struct slog_job *job)
 	else
 		l->first = job;
 	l->last = job;
+}
+
+static void task_list_append(struct task_list *l, struct slog_task *task)
+{
+	task->next = NULL;
+	if (l->last)
+		l->last->next = task;
+	else
+		l->first = task;
+	l->last = task;
+}
+
+static void task_list_free(struct task_list *l)
+{
+	while (l->first) {
+		struct slog_task *task = l->first;
+
+		l->first = task->next;
+		free(task);
+	}
+	l->last = NULL;
 }
 
 static void list_free(struct job_list *l)
@@ -222,6 +257,82 @@ static void record_commit(struct signal_log *log, uint64_t took)
 		log->stats.commit_us_max = took;
 }
 
+/*
+ * Commits the oldest pending jobs as one group and moves them to the done
+ * list. Called with the lock held; releases it while committing.
+ */
+static void commit_pending(struct signal_log *log, struct sg_signal **scratch,
+			   size_t *scratch_cap)
+{
+	struct slog_job *group = NULL;
+	size_t total = 0, count = 0;
+	uint64_t took = 0;
+	int64_t now = 0;
+	bool grouped = false;
+
+	group = take_group(log, &total, &count);
+	log->stats.queued -= count;
+	pthread_mutex_unlock(&log->lock);
+
+	now = sg_now_us();
+	for (struct slog_job *j = group; j; j = j->next)
+		for (size_t i = 0; i < j->n; i++)
+			j->sigs[i].received_us = now;
+
+	if (count > 1 &&
+	    commit_group(log, group, total, scratch, scratch_cap, &took) == 0) {
+		grouped = true;
+		pthread_mutex_lock(&log->lock);
+		record_commit(log, took);
+		pthread_mutex_unlock(&log->lock);
+	}
+	for (struct slog_job *j = group; j && !grouped; j = j->next) {
+		j->status = commit_job(log, j, &took);
+		pthread_mutex_lock(&log->lock);
+		record_commit(log, took);
+		pthread_mutex_unlock(&log->lock);
+		if (j->status != ST_OK)
+			log_error("commit of a batch of %zu signals failed: %s",
+				  j->n, st_strerror(j->status));
+	}
+
+	pthread_mutex_lock(&log->lock);
+	while (group) {
+		struct slog_job *next = group->next;
+
+		if (group->status == ST_OK && group->replayed) {
+			log->stats.replayed_batches++;
+		} else if (group->status == ST_OK) {
+			log->stats.batches++;
+			log->stats.signals += group->n;
+			for (size_t i = 0; i < group->n; i++)
+				log->stats.by_event_type[group->sigs[i].event_type %
+							 SG_EVENT_COUNT]++;
+		} else {
+			log->stats.failures++;
+		}
+		list_append(&log->done, group);
+		group = next;
+	}
+}
+
+/* Runs the oldest pending task and moves it to the done list. Called with
+ * the lock held; releases it while the task runs. */
+static void run_task(struct signal_log *log)
+{
+	struct slog_task *task = log->tasks.first;
+
+	log->tasks.first = task->next;
+	if (!log->tasks.first)
+		log->tasks.last = NULL;
+	pthread_mutex_unlock(&log->lock);
+
+	task->status = task->run(log->st, task->arg);
+
+	pthread_mutex_lock(&log->lock);
+	task_list_append(&log->tasks_done, task);
+}
+
 static void *writer_main(void *arg)
 {
 	struct signal_log *log = arg;
@@ -230,61 +341,18 @@ static void *writer_main(void *arg)
 
 	pthread_mutex_lock(&log->lock);
 	for (;;) {
-		struct slog_job *group = NULL;
-		size_t total = 0, count = 0;
-		uint64_t took = 0;
-		int64_t now = 0;
-		bool grouped = false;
-
-		while (!log->stop && !log->pending.first)
+		while (!log->stop && !log->pending.first && !log->tasks.first)
 			pthread_cond_wait(&log->cond, &log->lock);
-		/* At stop, what is queued is still committed. */
-		if (!log->pending.first)
+		/* At stop, what is queued is still committed; tasks are
+		 * maintenance and are dropped. */
+		if (!log->pending.first && (log->stop || !log->tasks.first))
 			break;
-		group = take_group(log, &total, &count);
-		log->stats.queued -= count;
-		pthread_mutex_unlock(&log->lock);
-
-		now = sg_now_us();
-		for (struct slog_job *j = group; j; j = j->next)
-			for (size_t i = 0; i < j->n; i++)
-				j->sigs[i].received_us = now;
-
-		if (count > 1 &&
-		    commit_group(log, group, total, &scratch, &scratch_cap, &took) == 0) {
-			grouped = true;
-			pthread_mutex_lock(&log->lock);
-			record_commit(log, took);
-			pthread_mutex_unlock(&log->lock);
-		}
-		for (struct slog_job *j = group; j && !grouped; j = j->next) {
-			j->status = commit_job(log, j, &took);
-			pthread_mutex_lock(&log->lock);
-			record_commit(log, took);
-			pthread_mutex_unlock(&log->lock);
-			if (j->status != ST_OK)
-				log_error("commit of a batch of %zu signals failed: %s",
-					  j->n, st_strerror(j->status));
-		}
-
-		pthread_mutex_lock(&log->lock);
-		while (group) {
-			struct slog_job *next = group->next;
-
-			if (group->status == ST_OK && group->replayed) {
-				log->stats.replayed_batches++;
-			} else if (group->status == ST_OK) {
-				log->stats.batches++;
-				log->stats.signals += group->n;
-				for (size_t i = 0; i < group->n; i++)
-					log->stats.by_event_type[group->sigs[i].event_type %
-								 SG_EVENT_COUNT]++;
-			} else {
-				log->stats.failures++;
-			}
-			list_append(&log->done, group);
-			group = next;
-		}
+		/* Commits go first, but one task runs after each group, so
+		 * that steady ingest cannot starve maintenance. */
+		if (log->pending.first)
+			commit_pending(log, &scratch, &scratch_cap);
+		if (log->tasks.first && !log->stop)
+			run_task(log);
 		/* Why outside any loop state: wake only calls
 		 * lws_cancel_service(), which is safe from this thread. */
 		if (log->wake)
@@ -326,6 +394,8 @@ void slog_free(struct signal_log *log)
 	slog_stop(log);
 	list_free(&log->pending);
 	list_free(&log->done);
+	task_list_free(&log->tasks);
+	task_list_free(&log->tasks_done);
 	pthread_cond_destroy(&log->cond);
 	pthread_mutex_destroy(&log->lock);
 	free(log);
@@ -366,6 +436,24 @@ struct slog_job *slog_submit_keyed(struct signal_log *log,
 	return job;
 }
 
+int slog_run_task(struct signal_log *log, slog_task_fn run,
+		  slog_task_done_fn done, void *arg)
+{
+	struct slog_task *task = calloc(1, sizeof(*task));
+
+	if (!task)
+		return -1;
+	task->run = run;
+	task->done = done;
+	task->arg = arg;
+
+	pthread_mutex_lock(&log->lock);
+	task_list_append(&log->tasks, task);
+	pthread_cond_signal(&log->cond);
+	pthread_mutex_unlock(&log->lock);
+	return 0;
+}
+
 void slog_job_detach(struct slog_job *job)
 {
 	if (job)
@@ -375,11 +463,23 @@ void slog_job_detach(struct slog_job *job)
 void slog_deliver(struct signal_log *log)
 {
 	struct slog_job *job = NULL;
+	struct slog_task *task = NULL;
 
 	pthread_mutex_lock(&log->lock);
 	job = log->done.first;
 	log->done.first = log->done.last = NULL;
+	task = log->tasks_done.first;
+	log->tasks_done.first = log->tasks_done.last = NULL;
 	pthread_mutex_unlock(&log->lock);
+
+	while (task) {
+		struct slog_task *next = task->next;
+
+		if (task->done)
+			task->done(task->arg, task->status);
+		free(task);
+		task = next;
+	}
 
 	while (job) {
 		struct slog_job *next = job->next;

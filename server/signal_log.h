@@ -15,6 +15,11 @@
  * run on the writer thread, and a signal is published only after its
  * commit. Every function here except the writer's own loop is called on
  * the event loop thread.
+ *
+ * The store's other write transactions (retention, pruning, periodic
+ * syncs) run on the writer thread too, as tasks between commits
+ * (slog_run_task), so the event loop waits for LMDB's write lock or an
+ * fsync only in the final sync at stop.
  */
 #ifndef CANARY_SIGNAL_LOG_H
 #define CANARY_SIGNAL_LOG_H
@@ -73,8 +78,6 @@ void slog_free(struct signal_log *log);
 struct slog_job *slog_submit(struct signal_log *log, struct sg_signal *sigs,
 			     size_t n, slog_done_fn done, void *owner);
 
-/* Forgets the job's owner (its connection closed): the batch is still
- * committed and published, but done is not called. */
 /*
  * Like slog_submit, for a batch the client named (HTTP Idempotency-Key).
  * When a batch with this key was committed before, nothing is stored or
@@ -86,10 +89,29 @@ struct slog_job *slog_submit_keyed(struct signal_log *log,
 				   const char *batch_key, slog_done_fn done,
 				   void *owner);
 
+/* Forgets the job's owner (its connection closed): the batch is still
+ * committed and published, but done is not called. */
 void slog_job_detach(struct slog_job *job);
 
+/* A task's work, run on the writer thread with the store; returns a
+ * status for the done function. */
+typedef int (*slog_task_fn)(st_store *st, void *arg);
+/* Called on the event loop thread with what the task's work returned. */
+typedef void (*slog_task_done_fn)(void *arg, int status);
+
+/*
+ * Queues run(st, arg) for the writer thread, which runs it after the
+ * commit in progress, then calls done(arg, status) through slog_deliver.
+ * Runs one task after each commit, so a task should do a bounded amount
+ * of work and be queued again for the rest. Tasks still queued at stop
+ * are dropped without a done call. Returns 0, or -1 when out of memory.
+ */
+int slog_run_task(struct signal_log *log, slog_task_fn run,
+		  slog_task_done_fn done, void *arg);
+
 /* Publishes the batches committed since the last call and calls their
- * done functions, in seq order. Call it when the wake function fired. */
+ * done functions, in seq order, and the done functions of finished tasks.
+ * Call it when the wake function fired. */
 void slog_deliver(struct signal_log *log);
 
 /* The last seq published to subscribers; every seq up to it is
