@@ -137,4 +137,33 @@ async def dead_peer_dropped_and_every_close_counted():
         check("silent for" in log, "idle drop logged")
 
 
+@test
+async def every_silent_peer_of_many_dropped():
+    """The liveness check visits the connections a slice at a time. Each
+    of many silent peers is still dropped after idle_timeout_s, and a peer
+    that replies to the pings with pongs stays connected."""
+    peers = 60
+    with Canaryd(settings={"ping_interval_s": 1, "idle_timeout_s": 3}) as srv:
+        key = srv.key()
+        # Peers that never read, so they never send a pong.
+        silent = [ws_handshake(srv.port, key)[0] for _ in range(peers)]
+        # python3-websockets sends pongs by itself while the test waits.
+        alive = await Stream.open(srv, key)
+        await alive.recv_type("welcome")
+
+        started = time.time()
+        while time.time() - started < 15 and close_count(srv, "idle") < peers:
+            await asyncio.sleep(0.2)
+        elapsed = time.time() - started
+        check_eq(close_count(srv, "idle"), peers, "silent peers dropped as idle")
+        check(elapsed < 6, "last silent peer dropped %.1f s after they went silent "
+              "(idle_timeout_s 3)" % elapsed)
+
+        reply = await alive.subscribe("s1")
+        check_eq(reply.get("type"), "subscribed", "peer that sends pongs can still subscribe")
+        await alive.close()
+        for sock in silent:
+            sock.close()
+
+
 run_tests()
