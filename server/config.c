@@ -191,55 +191,165 @@ int cfg_set(struct cd_config *cfg, const char *assignment, char *err,
 	return setting_apply(cfg, name, eq + 1, err, errlen);
 }
 
-struct ini_state {
-	struct cd_config *cfg;
-	char *err;
-	size_t errlen;
-	int failed;
+/* Problems one configuration file may list; later ones are counted. */
+#define FILE_PROBLEMS_MAX 16
+
+struct file_problem {
+	int line;
+	char text[200];
 };
 
+struct ini_state {
+	struct cd_config *cfg;
+	FILE *file;
+	int line;               /* the line inih is parsing */
+	size_t problems;        /* all found, also past FILE_PROBLEMS_MAX */
+	struct file_problem problem[FILE_PROBLEMS_MAX];
+};
+
+static int is_syntax_line(const struct ini_state *st, int line)
+{
+	for (size_t i = 0; i < st->problems && i < FILE_PROBLEMS_MAX; i++)
+		if (st->problem[i].line == line && st->problem[i].text[0] == '\0')
+			return 1;
+	return 0;
+}
+
+/* Reads one line for inih and counts it, so that the handler can record
+ * the line of each setting; inih counts lines the same way. A
+ * line already found unparsable reads as empty, so that inih reports
+ * the next one. */
+static char *ini_read_line(char *str, int num, void *stream)
+{
+	struct ini_state *st = stream;
+	char *line = fgets(str, num, st->file);
+
+	if (!line)
+		return NULL;
+	st->line++;
+	if (is_syntax_line(st, st->line))
+		strcpy(str, "\n");
+	return line;
+}
+
+/* Records a problem; an empty text marks a line inih could not parse. */
+static void add_problem(struct ini_state *st, int line, const char *text)
+{
+	if (st->problems < FILE_PROBLEMS_MAX) {
+		st->problem[st->problems].line = line;
+		snprintf(st->problem[st->problems].text,
+			 sizeof(st->problem[0].text), "%s", text);
+	}
+	st->problems++;
+}
+
+/* Applies one setting; a bad one is recorded and parsing goes on, so
+ * that one run lists every bad setting of the file. */
 static int ini_on_setting(void *user, const char *section, const char *name,
-		       const char *value)
+			  const char *value)
 {
 	struct ini_state *st = user;
+	char detail[200];
 
-	if (st->failed)
-		return 0;
 	if (section[0] && strcmp(section, "canaryd")) {
-		snprintf(st->err, st->errlen,
+		snprintf(detail, sizeof(detail),
 			 "unknown section [%.64s]; settings go before any section or under [canaryd]",
 			 section);
-		st->failed = 1;
-		return 0;
+		add_problem(st, st->line, detail);
+		return 1;
 	}
-	if (setting_apply(st->cfg, name, value, st->err, st->errlen)) {
-		st->failed = 1;
-		return 0;
-	}
+	if (setting_apply(st->cfg, name, value, detail, sizeof(detail)))
+		add_problem(st, st->line, detail);
+	/* Success for inih either way: its error line is then always a
+	 * syntax error. */
 	return 1;
+}
+
+static int ini_accept(void *user, const char *section, const char *name,
+		      const char *value)
+{
+	(void)user;
+	(void)section;
+	(void)name;
+	(void)value;
+	return 1;
+}
+
+/* Parses the file once; returns inih's result, or -1 when it cannot be
+ * opened. */
+static int ini_pass(struct ini_state *st, const char *path, ini_handler handler)
+{
+	int rc;
+
+	st->file = fopen(path, "r");
+	if (!st->file)
+		return -1;
+	st->line = 0;
+	rc = ini_parse_stream(ini_read_line, st, handler, st);
+	fclose(st->file);
+	st->file = NULL;
+	return rc;
+}
+
+static int problem_line_cmp(const void *a, const void *b)
+{
+	const struct file_problem *x = a, *y = b;
+
+	return (x->line > y->line) - (x->line < y->line);
 }
 
 int cfg_load_file(struct cd_config *cfg, const char *path, char *err,
 		  size_t errlen)
 {
-	struct ini_state st = { cfg, err, errlen, 0 };
-	char detail[512] = "";
+	struct ini_state st;
+	size_t listed, used;
+	int truncated = 0;
 	int rc;
 
-	st.err = detail;
-	st.errlen = sizeof(detail);
-	rc = ini_parse(path, ini_on_setting, &st);
-	if (rc == -1) {
+	memset(&st, 0, sizeof(st));
+	st.cfg = cfg;
+	rc = ini_pass(&st, path, ini_on_setting);
+	/* inih returns the first line it could not parse. Each later pass
+	 * reads the lines found so far as empty and applies nothing, so it
+	 * returns the next such line. */
+	while (rc > 0 && st.problems < FILE_PROBLEMS_MAX) {
+		add_problem(&st, rc, "");
+		rc = ini_pass(&st, path, ini_accept);
+	}
+	if (rc > 0) {
+		/* More unparsable lines than the list takes. */
+		truncated = 1;
+		rc = 0;
+	}
+	if (rc < 0) {
 		snprintf(err, errlen, "cannot open configuration file %s: %s",
 			 path, strerror(errno));
 		return -1;
 	}
-	if (rc != 0) {
+	if (!st.problems)
+		return 0;
+
+	listed = st.problems < FILE_PROBLEMS_MAX ? st.problems : FILE_PROBLEMS_MAX;
+	for (size_t i = 0; i < listed; i++)
+		if (!st.problem[i].text[0])
+			snprintf(st.problem[i].text, sizeof(st.problem[i].text),
+				 "syntax error (expected name = value)");
+	qsort(st.problem, listed, sizeof(st.problem[0]), problem_line_cmp);
+
+	if (st.problems == 1) {
 		snprintf(err, errlen, "configuration file %s, line %d: %s", path,
-			 rc, detail[0] ? detail : "syntax error (expected name = value)");
+			 st.problem[0].line, st.problem[0].text);
 		return -1;
 	}
-	return 0;
+	/* One line, so that a reload logs it as one log line. */
+	used = (size_t)snprintf(err, errlen, "configuration file %s has %s%zu errors", path,
+				truncated ? "more than " : "", st.problems);
+	for (size_t i = 0; i < listed && used < errlen; i++)
+		used += (size_t)snprintf(err + used, errlen - used, "%s line %d: %s",
+					 i ? ";" : ":", st.problem[i].line, st.problem[i].text);
+	if (st.problems > listed && used < errlen)
+		snprintf(err + used, errlen - used, "; and %zu more", st.problems - listed);
+	return -1;
 }
 
 int cfg_listen_split(const char *listen, char *host, size_t hostlen,

@@ -97,7 +97,7 @@ static int parse_args(int argc, char **argv, int reloading, struct cd_config *cf
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char err[512];
+	char err[4096];
 	int c;
 
 	cfg_defaults(cfg);

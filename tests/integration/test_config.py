@@ -68,4 +68,36 @@ def invalid_settings_named():
         check(named in out.stderr, "message for %r names %s: %r" % (args, named, out.stderr.strip()))
 
 
+@test
+def every_file_error_listed():
+    """One start lists every bad line of a configuration file, with its
+    line number, in one message."""
+    import tempfile
+    lines = [
+        "listen = 127.0.0.1:8080",
+        "max_subscriptions = lots",     # line 2: invalid value
+        "colour = blue",                # line 3: unknown setting
+        "this line has no equals sign",  # line 4: syntax error
+        "[other]",
+        "x = 1",                        # line 6: unknown section
+        "also not a setting",           # line 7: syntax error
+    ]
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+        f.write("\n".join(lines) + "\n")
+        path = f.name
+    try:
+        out = subprocess.run([CANARYD, "--config", path], capture_output=True, text=True,
+                             timeout=20)
+    finally:
+        os.unlink(path)
+    message = out.stderr.strip()
+    check_eq(out.returncode, 2, "exit status")
+    check_eq(len(message.splitlines()), 1, "one message line")
+    check("has 5 errors" in message, "error count in %r" % message)
+    for line, named in ((2, "max_subscriptions"), (3, "colour"), (4, "syntax error"),
+                        (6, "[other]"), (7, "syntax error")):
+        check(re.search(r"line %d: [^;]*%s" % (line, re.escape(named)), message),
+              "line %d named with %s in %r" % (line, named, message))
+
+
 run_tests()
