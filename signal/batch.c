@@ -138,15 +138,27 @@ json_t *sg_json_parse_strict(const char *text, size_t len, char *err,
 	return root;
 }
 
-/* Decodes one JSON item into slot, or records a problem at index. */
+/* The destination of one item's problems: the batch's report, under the
+ * item's index. */
+struct item_problems {
+	struct sg_batch_report *rep;
+	size_t index;
+};
+
+static void add_item_problem(void *ctx, const struct sg_error *e)
+{
+	struct item_problems *ip = ctx;
+
+	sg_batch_report_add(ip->rep, ip->index, e);
+}
+
+/* Decodes one JSON item into slot, recording each problem at index. */
 static void take_json_item(json_t *item, size_t index, struct sg_signal *slot,
 			   struct sg_batch_report *rep)
 {
-	struct sg_error e;
+	struct item_problems ip = { rep, index };
 
-	memset(&e, 0, sizeof(e));
-	if (sg_from_json(item, slot, &e) != 0)
-		sg_batch_report_add(rep, index, &e);
+	sg_from_json_each(item, slot, add_item_problem, &ip);
 }
 
 static int alloc_items(struct sg_batch *out, size_t count,
@@ -390,11 +402,9 @@ static void parse_msgpack(const char *body, size_t len, size_t max_items,
 	for (size_t i = 0; i < count; i++) {
 		const msgpack_object *item = root->type == MSGPACK_OBJECT_ARRAY ?
 					     &root->via.array.ptr[i] : root;
-		struct sg_error e;
+		struct item_problems ip = { rep, i };
 
-		memset(&e, 0, sizeof(e));
-		if (sg_from_msgpack(item, &out->items[i], &e) != 0)
-			sg_batch_report_add(rep, i, &e);
+		sg_from_msgpack_each(item, &out->items[i], add_item_problem, &ip);
 		/* Ingest assigns these; a sensor cannot choose them. */
 		out->items[i].seq = 0;
 		out->items[i].received_us = 0;

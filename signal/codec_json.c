@@ -48,7 +48,8 @@ static void value_from_json(const json_t *j, struct sg_value *v)
 	}
 }
 
-int sg_from_json(const json_t *obj, struct sg_signal *s, struct sg_error *err)
+int sg_from_json_each(const json_t *obj, struct sg_signal *s,
+		      sg_problem_fn add, void *ctx)
 {
 	struct sg_ingest in;
 	struct sg_value v;
@@ -56,21 +57,32 @@ int sg_from_json(const json_t *obj, struct sg_signal *s, struct sg_error *err)
 	size_t key_len = 0;
 	json_t *value = NULL;
 
-	sg_ingest_begin(&in, s);
+	sg_ingest_begin(&in, s, add, ctx);
 	if (!json_is_object(obj)) {
-		value_from_json(obj, &v);
-		sg_error_set(err, "", "the item is %s; send an object",
+		struct sg_error e;
+
+		memset(&e, 0, sizeof(e));
+		if (obj)
+			value_from_json(obj, &v);
+		sg_error_set(&e, "", "the item is %s; send an object",
 			     obj ? sg_value_kind_name(v.kind) : "missing");
+		sg_ingest_problem(&in, &e);
 		return -1;
 	}
 
 	/* The macro takes a non-const object but only reads it. */
 	json_object_keylen_foreach((json_t *)obj, key, key_len, value) {
 		value_from_json(value, &v);
-		if (sg_ingest_member(&in, key, key_len, &v, err) != 0)
-			return -1;
+		sg_ingest_member(&in, key, key_len, &v);
 	}
-	return sg_ingest_end(&in, err);
+	return sg_ingest_end(&in);
+}
+
+int sg_from_json(const json_t *obj, struct sg_signal *s, struct sg_error *err)
+{
+	struct sg_first_problem first = { err, false };
+
+	return sg_from_json_each(obj, s, sg_keep_first_problem, &first);
 }
 
 json_t *sg_to_json(const struct sg_signal *s)

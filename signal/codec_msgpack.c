@@ -177,23 +177,30 @@ static bool key_is(const msgpack_object_str *k, const char *name)
 	return k->size == strlen(name) && memcmp(k->ptr, name, k->size) == 0;
 }
 
-int sg_from_msgpack(const msgpack_object *obj, struct sg_signal *s,
-		    struct sg_error *err)
+int sg_from_msgpack_each(const msgpack_object *obj, struct sg_signal *s,
+			 sg_problem_fn add, void *ctx)
 {
 	struct sg_ingest in;
 	struct sg_value v;
+	struct sg_error e;
 	const msgpack_object_map *map = NULL;
 
-	sg_ingest_begin(&in, s);
+	sg_ingest_begin(&in, s, add, ctx);
+	memset(&e, 0, sizeof(e));
 	if (obj->type != MSGPACK_OBJECT_MAP) {
 		value_from_msgpack(obj, &v);
-		sg_error_set(err, "", "the item is %s; send a map",
+		sg_error_set(&e, "", "the item is %s; send a map",
 			     sg_value_kind_name(v.kind));
+		sg_ingest_problem(&in, &e);
 		return -1;
 	}
 	map = &obj->via.map;
-	if (check_keys(map, err) != 0)
+	/* Keys that are not strings, or repeated, leave nothing to read
+	 * field by field. */
+	if (check_keys(map, &e) != 0) {
+		sg_ingest_problem(&in, &e);
 		return -1;
+	}
 
 	for (uint32_t i = 0; i < map->size; i++) {
 		const msgpack_object_str *k = &map->ptr[i].key.via.str;
@@ -216,8 +223,15 @@ int sg_from_msgpack(const msgpack_object *obj, struct sg_signal *s,
 		}
 
 		value_from_msgpack(val, &v);
-		if (sg_ingest_member(&in, k->ptr, k->size, &v, err) != 0)
-			return -1;
+		sg_ingest_member(&in, k->ptr, k->size, &v);
 	}
-	return sg_ingest_end(&in, err);
+	return sg_ingest_end(&in);
+}
+
+int sg_from_msgpack(const msgpack_object *obj, struct sg_signal *s,
+		    struct sg_error *err)
+{
+	struct sg_first_problem first = { err, false };
+
+	return sg_from_msgpack_each(obj, s, sg_keep_first_problem, &first);
 }

@@ -122,12 +122,31 @@ const char *sg_value_kind_name(enum sg_value_kind kind)
 	}
 }
 
-void sg_ingest_begin(struct sg_ingest *in, struct sg_signal *s)
+void sg_ingest_begin(struct sg_ingest *in, struct sg_signal *s,
+		     sg_problem_fn add, void *ctx)
 {
 	memset(in, 0, sizeof(*in));
 	memset(s, 0, sizeof(*s));
 	s->credential_leaked = SG_BOOL_ABSENT;
 	in->s = s;
+	in->add = add;
+	in->add_ctx = ctx;
+}
+
+void sg_ingest_problem(struct sg_ingest *in, const struct sg_error *e)
+{
+	in->problems++;
+	if (in->add)
+		in->add(in->add_ctx, e);
+}
+
+void sg_keep_first_problem(void *ctx, const struct sg_error *e)
+{
+	struct sg_first_problem *first = ctx;
+
+	if (!first->set && first->err)
+		*first->err = *e;
+	first->set = true;
 }
 
 static int find_slot(const char *key, size_t keylen)
@@ -376,16 +395,13 @@ static int apply_string(struct sg_ingest *in, int slot, const char *value,
 	return i < 0 ? -1 : 0;
 }
 
-int sg_ingest_member(struct sg_ingest *in, const char *key, size_t keylen,
-		     const struct sg_value *v, struct sg_error *err)
+/* Applies a member of a known field; returns -1 with err filled when it
+ * is rejected. */
+static int apply_member(struct sg_ingest *in, int slot, const struct sg_value *v,
+			struct sg_error *err)
 {
 	char value[SG_VALUE_MAX + 1];
-	int slot = find_slot(key, keylen);
-	const char *field = NULL;
-
-	if (slot < 0)
-		return 0;
-	field = slot_names[slot];
+	const char *field = slot_names[slot];
 
 	/* null means "not sent", the same as a missing member. */
 	if (v->kind == SG_VALUE_NULL)
@@ -428,49 +444,69 @@ int sg_ingest_member(struct sg_ingest *in, const char *key, size_t keylen,
 	return 0;
 }
 
-static int require(const struct sg_ingest *in, int slot, const char *hint,
-		   struct sg_error *err)
+void sg_ingest_member(struct sg_ingest *in, const char *key, size_t keylen,
+		      const struct sg_value *v)
 {
-	if (in->present & BIT(slot))
-		return 0;
-	sg_error_set(err, slot_names[slot], "%s is missing; %s",
-		     slot_names[slot], hint);
-	return -1;
+	int slot = find_slot(key, keylen);
+	struct sg_error e;
+
+	if (slot < 0)
+		return;
+	memset(&e, 0, sizeof(e));
+	if (apply_member(in, slot, v, &e) != 0) {
+		in->invalid |= BIT(slot);
+		sg_ingest_problem(in, &e);
+	}
 }
 
-/* Picks the newer or older name's value; -1 when they disagree. */
-static int merge_names(const struct sg_ingest *in, int new_slot, int old_slot,
-		       const char *new_value, const char *old_value,
-		       struct sg_error *err)
+/* Reports a required field that is missing; one that was sent with a
+ * rejected value has its problem already. */
+static void require(struct sg_ingest *in, int slot, const char *hint)
+{
+	struct sg_error e;
+
+	if ((in->present | in->invalid) & BIT(slot))
+		return;
+	memset(&e, 0, sizeof(e));
+	sg_error_set(&e, slot_names[slot], "%s is missing; %s",
+		     slot_names[slot], hint);
+	sg_ingest_problem(in, &e);
+}
+
+/* Reports the newer and older names of one field when both are sent with
+ * different values; the newer one's value is used. */
+static void merge_names(struct sg_ingest *in, int new_slot, int old_slot,
+			const char *new_value, const char *old_value)
 {
 	bool has_new = in->present & BIT(new_slot);
 	bool has_old = in->present & BIT(old_slot);
+	struct sg_error e;
 
 	if (has_new && has_old && strcmp(new_value, old_value) != 0) {
-		sg_error_set(err, slot_names[new_slot],
+		memset(&e, 0, sizeof(e));
+		sg_error_set(&e, slot_names[new_slot],
 			     "%s \"%s\" and the older %s \"%s\" disagree; send only %s",
 			     slot_names[new_slot], new_value,
 			     slot_names[old_slot], old_value,
 			     slot_names[new_slot]);
-		return -1;
+		sg_ingest_problem(in, &e);
 	}
-	return 0;
 }
 
-int sg_ingest_end(struct sg_ingest *in, struct sg_error *err)
+int sg_ingest_end(struct sg_ingest *in)
 {
 	struct sg_signal *s = in->s;
 	uint32_t p = in->present;
 
-	if (merge_names(in, SLOT_CONFIDENCE, SLOT_ATTACK_CONFIDENCE,
-			sg_confidence_names[in->confidence_new],
-			sg_confidence_names[in->confidence_old], err) != 0 ||
-	    merge_names(in, SLOT_SOURCE_REGION, SLOT_SOURCE_COUNTRY,
-			in->region_new, in->region_old, err) != 0 ||
-	    merge_names(in, SLOT_PROXY_TYPE, SLOT_INFRASTRUCTURE,
-			sg_proxy_type_names[in->proxy_new],
-			sg_proxy_type_names[in->proxy_old], err) != 0)
-		return -1;
+	/* sg_name: a rejected member may have left an index out of range. */
+	merge_names(in, SLOT_CONFIDENCE, SLOT_ATTACK_CONFIDENCE,
+		    sg_name(sg_confidence_names, SG_CONFIDENCE_COUNT, in->confidence_new),
+		    sg_name(sg_confidence_names, SG_CONFIDENCE_COUNT, in->confidence_old));
+	merge_names(in, SLOT_SOURCE_REGION, SLOT_SOURCE_COUNTRY,
+		    in->region_new, in->region_old);
+	merge_names(in, SLOT_PROXY_TYPE, SLOT_INFRASTRUCTURE,
+		    sg_name(sg_proxy_type_names, SG_PROXY_COUNT, in->proxy_new),
+		    sg_name(sg_proxy_type_names, SG_PROXY_COUNT, in->proxy_old));
 
 	s->confidence = (p & BIT(SLOT_CONFIDENCE)) ? in->confidence_new :
 						     in->confidence_old;
@@ -483,19 +519,23 @@ int sg_ingest_end(struct sg_ingest *in, struct sg_error *err)
 	else
 		memcpy(s->region, "ZZ", sizeof(s->region));
 
+	/* An older name counts for the newer one, sent or rejected. */
 	if (p & BIT(SLOT_ATTACK_CONFIDENCE))
 		p |= BIT(SLOT_CONFIDENCE);
 	if (p & BIT(SLOT_INFRASTRUCTURE))
 		p |= BIT(SLOT_PROXY_TYPE);
 	in->present = p;
+	if (in->invalid & BIT(SLOT_ATTACK_CONFIDENCE))
+		in->invalid |= BIT(SLOT_CONFIDENCE);
+	if (in->invalid & BIT(SLOT_INFRASTRUCTURE))
+		in->invalid |= BIT(SLOT_PROXY_TYPE);
 
-	if (require(in, SLOT_EVENT_TYPE, "send one of credential_testing, account_probe, sim_recon, fraud_test", err) ||
-	    require(in, SLOT_CONFIDENCE, "send one of low, medium, high", err) ||
-	    require(in, SLOT_PROXY_TYPE, "send one of datacenter, residential, mobile, tor", err) ||
-	    require(in, SLOT_THREAT_STAGE, "send TESTING or ATTACK", err) ||
-	    require(in, SLOT_RELATED_DOMAIN, "send the targeted domain, such as example.com", err) ||
-	    require(in, SLOT_TIMESTAMP, "send an RFC 3339 time such as 2026-01-03T04:05:06Z", err) ||
-	    require(in, SLOT_RECOMMENDED_ACTION, "send one of monitor, step_up, block, alert_soc", err))
-		return -1;
-	return 0;
+	require(in, SLOT_EVENT_TYPE, "send one of credential_testing, account_probe, sim_recon, fraud_test");
+	require(in, SLOT_CONFIDENCE, "send one of low, medium, high");
+	require(in, SLOT_PROXY_TYPE, "send one of datacenter, residential, mobile, tor");
+	require(in, SLOT_THREAT_STAGE, "send TESTING or ATTACK");
+	require(in, SLOT_RELATED_DOMAIN, "send the targeted domain, such as example.com");
+	require(in, SLOT_TIMESTAMP, "send an RFC 3339 time such as 2026-01-03T04:05:06Z");
+	require(in, SLOT_RECOMMENDED_ACTION, "send one of monitor, step_up, block, alert_soc");
+	return in->problems ? -1 : 0;
 }

@@ -97,6 +97,10 @@ extern const char *const sg_proxy_type_names[SG_PROXY_COUNT];
 extern const char *const sg_stage_names[SG_STAGE_COUNT];
 extern const char *const sg_action_names[SG_ACTION_COUNT];
 
+/* Receives one problem of a rejected item; the decoders below call it for
+ * each problem they find, in the order found. */
+typedef void (*sg_problem_fn)(void *ctx, const struct sg_error *e);
+
 /* Returns the index of name in names[0..count-1], or -1. Case-sensitive. */
 int sg_enum_lookup(const char *const *names, int count, const char *name);
 
@@ -104,10 +108,15 @@ int sg_enum_lookup(const char *const *names, int count, const char *name);
  * Fills s from one ingested JSON object. Accepts the older names
  * `attack_confidence`, `source_country` and `infrastructure` and the
  * combined actions `monitor_or_step_up[_auth]`; ignores unknown members,
- * `id` and `seq`. Returns 0, or -1 with err filled; s is then undefined.
+ * `id` and `seq`. Returns 0, or -1 with err holding the item's first
+ * problem; s is then undefined.
  * seq and received_us are left 0.
  */
 int sg_from_json(const json_t *obj, struct sg_signal *s, struct sg_error *err);
+
+/* Like sg_from_json, passing every problem of the item to add. */
+int sg_from_json_each(const json_t *obj, struct sg_signal *s,
+		      sg_problem_fn add, void *ctx);
 
 /* Returns a new JSON object with every present field, `id` and `seq`. */
 json_t *sg_to_json(const struct sg_signal *s);
@@ -135,10 +144,15 @@ int sg_to_msgpack(const struct sg_signal *s, msgpack_packer *pk,
  * strings (a boolean for `credential_leaked`); map keys must be strings and
  * unique. Unlike sg_from_json it also reads `seq` (unsigned integer) and
  * `received_us` (integer) when present, so stored records come back whole;
- * ingest callers overwrite both. Returns 0 or -1 with err filled.
+ * ingest callers overwrite both. Returns 0, or -1 with err holding the
+ * item's first problem.
  */
 int sg_from_msgpack(const msgpack_object *obj, struct sg_signal *s,
 		    struct sg_error *err);
+
+/* Like sg_from_msgpack, passing every problem of the item to add. */
+int sg_from_msgpack_each(const msgpack_object *obj, struct sg_signal *s,
+			 sg_problem_fn add, void *ctx);
 
 /*
  * Normalises a domain name into out (SG_DOMAIN_MAX + 1 bytes): lower case,

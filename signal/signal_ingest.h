@@ -44,24 +44,42 @@ struct sg_value {
 /* Decoder state for one item: which fields were seen, under which name. */
 struct sg_ingest {
 	struct sg_signal *s;
+	sg_problem_fn add;      /* receives each problem */
+	void *add_ctx;
+	unsigned problems;      /* passed to add so far */
 	uint32_t present;       /* bit per enum sg_slot */
+	uint32_t invalid;       /* bit per enum sg_slot: sent, but rejected */
 	uint8_t confidence_new, confidence_old;
 	uint8_t proxy_new, proxy_old;
 	char region_new[3], region_old[3];
 };
 
-/* Clears s and starts collecting its fields. */
-void sg_ingest_begin(struct sg_ingest *in, struct sg_signal *s);
+/* Clears s and starts collecting its fields; add receives each problem. */
+void sg_ingest_begin(struct sg_ingest *in, struct sg_signal *s,
+		     sg_problem_fn add, void *ctx);
+
+/* Passes a problem of the item to the ingest's add function. */
+void sg_ingest_problem(struct sg_ingest *in, const struct sg_error *e);
+
+/* The add function of the one-error decoders: keeps the first problem. */
+struct sg_first_problem {
+	struct sg_error *err;
+	bool set;
+};
+void sg_keep_first_problem(void *ctx, const struct sg_error *e);
 
 /*
- * Applies one member. Unknown keys are ignored and return 0. Returns -1 with
- * err filled when a known field has a wrong type or an invalid value.
+ * Applies one member. Unknown keys are ignored. A known field with a wrong
+ * type or an invalid value is a problem for add. The decoder then goes on
+ * with the next member, so one pass finds every problem of the item.
  */
-int sg_ingest_member(struct sg_ingest *in, const char *key, size_t keylen,
-		     const struct sg_value *v, struct sg_error *err);
+void sg_ingest_member(struct sg_ingest *in, const char *key, size_t keylen,
+		      const struct sg_value *v);
 
-/* Checks required fields and older/newer name conflicts. Returns 0 or -1. */
-int sg_ingest_end(struct sg_ingest *in, struct sg_error *err);
+/* Checks required fields (other than those sent and rejected) and
+ * older/newer name conflicts. Returns 0 when the item had no problem at
+ * all, else -1. */
+int sg_ingest_end(struct sg_ingest *in);
 
 /* Fills err with field and a printf-style reason, truncated to fit. */
 void sg_error_set(struct sg_error *err, const char *field, const char *fmt,

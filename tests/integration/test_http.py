@@ -81,12 +81,19 @@ def invalid_batch_stores_nothing():
         batch = [make_signal(i) for i in range(5)]
         batch[2]["confidence"] = "extreme"
         batch[4]["related_domain"] = "bad domain.example"
+        # Item 4 has two more problems: every one of them is listed.
+        batch[4]["threat_stage"] = "LATER"
+        del batch[4]["recommended_action"]
         status, doc = ingest(srv, key, batch)
         check_eq(status, 400, "status for a batch with bad items")
         errors = doc.get("errors", [])
-        check_eq([(e["index"], e["field"]) for e in errors],
-                 [(2, "confidence"), (4, "related_domain")], "problems name index and field")
+        fields = {(e["index"], e["field"]) for e in errors}
+        check_eq(fields, {(2, "confidence"), (4, "related_domain"), (4, "threat_stage"),
+                          (4, "recommended_action")}, "problems name index and field")
+        check_eq(doc.get("error_count"), 4, "error_count")
         check("extreme" in errors[0]["reason"], "reason names the value")
+        missing = [e for e in errors if e["field"] == "recommended_action"]
+        check(missing and "missing" in missing[0]["reason"], "missing field named: %r" % missing)
         _, health = get_json(srv.http + "/healthz", None)
         check_eq(health["head_seq"], 3, "nothing stored from the bad batch")
         status, body = ingest(srv, key, [make_signal(7)])

@@ -923,15 +923,23 @@ static void test_batch_json(void)
 	CHECK(b.count == 3);
 	sg_batch_free(&b);
 
-	/* One bad item: its index and field, and no items at all. */
+	/* Bad items: each problem with its index and field, and no items at
+	 * all. Item 1 has a rejected event_type and misses the other six
+	 * required fields. */
 	snprintf(body, sizeof(body),
 		 "[%s,{\"event_type\":\"nope\"},%s,7]", base_json, base_json);
 	CHECK(parse_text(body, SG_FORMAT_JSON, &b, &rep) == -1);
-	CHECK(rep.total == 2);
+	CHECK(rep.total == 8);
 	CHECK(rep.problems[0].index == 1);
 	CHECK_STR(rep.problems[0].error.field, "event_type");
-	CHECK(rep.problems[1].index == 3);
-	CHECK_STR(rep.problems[1].error.reason, "the item is an integer; send an object");
+	for (int i = 1; i <= 6; i++) {
+		CHECK(rep.problems[i].index == 1);
+		CHECK(strstr(rep.problems[i].error.reason, "is missing") != NULL);
+	}
+	CHECK_STR(rep.problems[1].error.field, "confidence");
+	CHECK_STR(rep.problems[6].error.field, "recommended_action");
+	CHECK(rep.problems[7].index == 3);
+	CHECK_STR(rep.problems[7].error.reason, "the item is an integer; send an object");
 
 	CHECK(parse_text("[]", SG_FORMAT_JSON, &b, &rep) == -1);
 	CHECK(rep.problems[0].index == SG_BATCH_WHOLE_BODY);
@@ -940,6 +948,57 @@ static void test_batch_json(void)
 	CHECK(strstr(rep.problems[0].error.reason, "empty") != NULL);
 	CHECK(parse_body("", 0, SG_FORMAT_JSON, 10, &b, &rep) == -1);
 	CHECK(rep.problems[0].index == SG_BATCH_WHOLE_BODY);
+}
+
+/* Every problem of one item is listed, in member order, then the missing
+ * fields. A field sent with a rejected value, under its newer or older
+ * name, is not also reported missing. */
+static void test_batch_every_problem_of_item(void)
+{
+	struct sg_batch b;
+	struct sg_batch_report rep;
+	const char *body =
+		"[{\"event_type\":\"credential_testing\",\"confidence\":\"huge\","
+		"\"infrastructure\":\"satellite\",\"threat_stage\":\"ATTACK\","
+		"\"related_domain\":\"example.com\",\"timestamp\":\"yesterday\"}]";
+
+	CHECK(parse_text(body, SG_FORMAT_JSON, &b, &rep) == -1);
+	CHECK(rep.total == 4);
+	CHECK(rep.listed == 4);
+	for (size_t i = 0; i < rep.listed; i++)
+		CHECK(rep.problems[i].index == 0);
+	CHECK_STR(rep.problems[0].error.field, "confidence");
+	CHECK(strstr(rep.problems[0].error.reason, "huge") != NULL);
+	CHECK_STR(rep.problems[1].error.field, "infrastructure");
+	CHECK(strstr(rep.problems[1].error.reason, "satellite") != NULL);
+	CHECK_STR(rep.problems[2].error.field, "timestamp");
+	CHECK_STR(rep.problems[3].error.field, "recommended_action");
+	CHECK(strstr(rep.problems[3].error.reason, "is missing") != NULL);
+}
+
+static void test_batch_msgpack_every_problem(void)
+{
+	struct sg_batch b;
+	struct sg_batch_report rep;
+	msgpack_sbuffer sbuf;
+	msgpack_packer pk;
+
+	/* {"event_type": 5, "confidence": "huge"}: two rejected values and
+	 * five missing fields. */
+	msgpack_sbuffer_init(&sbuf);
+	msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 2);
+	msgpack_pack_str_with_body(&pk, "event_type", 10);
+	msgpack_pack_int(&pk, 5);
+	msgpack_pack_str_with_body(&pk, "confidence", 10);
+	msgpack_pack_str_with_body(&pk, "huge", 4);
+	CHECK(parse_body(sbuf.data, sbuf.size, SG_FORMAT_MSGPACK, 10, &b, &rep) == -1);
+	CHECK(rep.total == 7);
+	CHECK_STR(rep.problems[0].error.field, "event_type");
+	CHECK_STR(rep.problems[1].error.field, "confidence");
+	CHECK_STR(rep.problems[2].error.field, "proxy_type");
+	CHECK(strstr(rep.problems[2].error.reason, "is missing") != NULL);
+	msgpack_sbuffer_destroy(&sbuf);
 }
 
 static void test_batch_many_problems(void)
@@ -954,10 +1013,11 @@ static void test_batch_many_problems(void)
 	for (int i = 0; i < 40; i++)
 		n += (size_t)snprintf(body + n, cap - n, "%s{}", i ? "," : "");
 	snprintf(body + n, cap - n, "]");
+	/* Each empty object misses the 7 required fields. */
 	CHECK(parse_text(body, SG_FORMAT_JSON, &b, &rep) == -1);
-	CHECK(rep.total == 40);
+	CHECK(rep.total == 40 * 7);
 	CHECK(rep.listed == SG_BATCH_MAX_PROBLEMS);
-	CHECK(rep.problems[31].index == 31);
+	CHECK(rep.problems[31].index == 31 / 7);
 	free(body);
 }
 
@@ -994,12 +1054,14 @@ static void test_batch_ndjson(void)
 	/* The index is the line number from 0, blank lines included. */
 	snprintf(body, sizeof(body), "%s\n\n{\"confidence\":\"huge\"}\n[1]\n{bad\n", base_json);
 	CHECK(parse_text(body, SG_FORMAT_NDJSON, &b, &rep) == -1);
-	CHECK(rep.total == 3);
+	/* Line 2: the rejected confidence and 6 missing fields. */
+	CHECK(rep.total == 9);
 	CHECK(rep.problems[0].index == 2);
 	CHECK_STR(rep.problems[0].error.field, "confidence");
-	CHECK(rep.problems[1].index == 3);
-	CHECK(rep.problems[2].index == 4);
-	CHECK(strstr(rep.problems[2].error.reason, "invalid JSON") != NULL);
+	CHECK(rep.problems[6].index == 2);
+	CHECK(rep.problems[7].index == 3);
+	CHECK(rep.problems[8].index == 4);
+	CHECK(strstr(rep.problems[8].error.reason, "invalid JSON") != NULL);
 
 	CHECK(parse_text("\n\n \n", SG_FORMAT_NDJSON, &b, &rep) == -1);
 	CHECK(rep.problems[0].index == SG_BATCH_WHOLE_BODY);
@@ -1212,6 +1274,8 @@ int main(void)
 	test_msgpack_round_trip();
 	test_msgpack_ingest_rules();
 	test_batch_json();
+	test_batch_every_problem_of_item();
+	test_batch_msgpack_every_problem();
 	test_batch_many_problems();
 	test_batch_max_items();
 	test_batch_ndjson();
