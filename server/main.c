@@ -9,9 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -291,6 +297,52 @@ static void sync_run(lws_sorted_usec_list_t *sul)
 	}
 }
 
+/* The lock that keeps a second canaryd off this store; held until exit. */
+static int data_dir_lock_fd = -1;
+
+/*
+ * Takes an exclusive lock on DATA_DIR/canaryd.lock and writes this
+ * process's id into it. Only one server may use a store: each publishes
+ * only the signals it committed itself, so a subscriber of one server would
+ * never see the signals that another server on the same store committed,
+ * not even on resume. The `canaryd keys` command takes no lock. The kernel
+ * releases the lock when the process ends, however it ends.
+ */
+static int lock_data_dir(const char *dir)
+{
+	char path[PATH_MAX], owner[32] = "";
+	ssize_t got;
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/canaryd.lock", dir) >= (int)sizeof(path)) {
+		log_error("data_dir %s is too long", dir);
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("cannot open the lock file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno == EWOULDBLOCK) {
+			got = pread(fd, owner, sizeof(owner) - 1, 0);
+			owner[got > 0 ? got : 0] = '\0';
+			owner[strcspn(owner, "\n")] = '\0';
+			log_error("data_dir %s is in use by another canaryd (process %s): stop that "
+				  "one first, or give this one another data_dir", dir,
+				  owner[0] ? owner : "unknown");
+		} else {
+			log_error("cannot lock %s: %s", path, strerror(errno));
+		}
+		close(fd);
+		return -1;
+	}
+	if (ftruncate(fd, 0) != 0 || dprintf(fd, "%ld\n", (long)getpid()) < 0)
+		log_warn("cannot write this process's id into %s: %s", path, strerror(errno));
+	data_dir_lock_fd = fd;
+	return 0;
+}
+
 static int server_open(struct server *srv)
 {
 	struct st_options so = { 0, srv->cfg.map_size_max_bytes, 0, 0 };
@@ -306,6 +358,8 @@ static int server_open(struct server *srv)
 		log_error("%s", err);
 		return -1;
 	}
+	if (lock_data_dir(srv->cfg.data_dir))
+		return -1;
 	if (st_unindexed_max(srv->st, &unindexed) == ST_OK && unindexed != INT64_MIN) {
 		char until[32];
 
@@ -335,6 +389,9 @@ static void server_close(struct server *srv)
 	mt_index_free(srv->subs);
 	if (srv->st)
 		st_close(srv->st);
+	if (data_dir_lock_fd >= 0)
+		close(data_dir_lock_fd);
+	data_dir_lock_fd = -1;
 }
 
 /* The account named by the `user` setting; lws switches to it right after
@@ -432,6 +489,55 @@ static int privileges_check(const char *user)
 	log_info("running as user %s (uid %u, gid %u)", user,
 		 (unsigned)drop_to.uid, (unsigned)drop_to.gid);
 	return 0;
+}
+
+/*
+ * Binds a socket to an IP address and port of the listen setting and
+ * closes it again. lws 4.1.6 accepts an address that is not on this
+ * machine: it logs an error and serves nothing, while canaryd would go on
+ * as if it listened. An interface name is left to lws.
+ */
+static int listen_address_check(const char *listen)
+{
+	char host[256], err[256];
+	int port;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len;
+	int one = 1, fd, rc;
+
+	if (cfg_listen_split(listen, host, sizeof(host), &port, err, sizeof(err))) {
+		log_error("%s", err);
+		return -1;
+	}
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)port);
+		len = sizeof(*v4);
+	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)port);
+		len = sizeof(*v6);
+	} else {
+		return 0;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	rc = bind(fd, (struct sockaddr *)&ss, len);
+	if (rc != 0 && errno == EADDRNOTAVAIL)
+		log_error("cannot listen on %s: %s is not an address of this machine; use one of "
+			  "its addresses, 127.0.0.1, or 0.0.0.0 for all of them", host, host);
+	else if (rc != 0 && errno == EADDRINUSE)
+		log_error("cannot listen on %s port %d: another process listens there; stop it "
+			  "or choose another port", host, port);
+	else if (rc != 0)
+		log_error("cannot listen on %s port %d: %s", host, port, strerror(errno));
+	close(fd);
+	return rc != 0 ? -1 : 0;
 }
 
 static struct lws_context *create_context(struct server *srv,
@@ -537,6 +643,8 @@ static int run_server(struct server *srv)
 		log_error("cannot create the event loop: out of memory or descriptors");
 		return 1;
 	}
+	if (listen_address_check(srv->cfg.listen))
+		goto out;
 	srv->ctx = create_context(srv, protocols, loop);
 	if (!srv->ctx) {
 		log_error("cannot listen on %s: check that the address is free and valid%s",

@@ -100,4 +100,36 @@ def every_file_error_listed():
               "line %d named with %s in %r" % (line, named, message))
 
 
+@test
+def second_server_on_store_refused():
+    """Two servers on one store would each publish only their own commits,
+    so the second start is refused and the first keeps serving."""
+    from canary import free_port
+    with Canaryd() as srv:
+        key = srv.key()
+        out = subprocess.run([CANARYD, "--listen", "127.0.0.1:%d" % free_port(),
+                              "--data-dir", srv.data_dir], capture_output=True, text=True,
+                             timeout=20)
+        check_eq(out.returncode, 1, "exit status of the second server")
+        check("is in use by another canaryd (process %d)" % srv.proc.pid in out.stderr,
+              "message names the store's server: %r" % out.stderr.strip())
+        check(srv.data_dir in out.stderr, "message names the data_dir")
+        status, _ = get_json(srv.http + "/healthz", key)
+        check_eq(status, 200, "first server still serves")
+
+
+@test
+def listen_address_not_local_refused():
+    # 192.0.2.1 is a documentation address, on no interface here; a bind
+    # to it fails locally and sends nothing.
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run([CANARYD, "--listen", "192.0.2.1:8080", "--data-dir",
+                              os.path.join(tmp, "var")],
+                             capture_output=True, text=True, timeout=20)
+    check_eq(out.returncode, 1, "exit status")
+    check("192.0.2.1 is not an address of this machine" in out.stderr,
+          "message names the address: %r" % out.stderr.strip())
+
+
 run_tests()
