@@ -113,6 +113,7 @@ struct conn {
 	int binary;                     /* canary.v1.msgpack */
 	int rx_binary;                  /* the message being received */
 	int closing;
+	int drain_before_close;         /* write the queue, then the close */
 	int close_counted;              /* its reason is in counters.closes */
 	int replay_starved;             /* the pass budget ran out */
 	struct lws_dll2 replay_wait;    /* in replay_waiters while starved */
@@ -149,6 +150,9 @@ static void conn_close_later(struct conn *c, uint16_t code, const char *reason,
 	if (c->closing)
 		return;
 	c->closing = 1;
+	/* A client that sent a bad message still gets the replies to its
+	 * earlier messages, which are queued ahead of the close. */
+	c->drain_before_close = why == CLOSE_BAD_REQUEST;
 	c->close_code = code;
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
 	c->srv->counters.closes[why]++;
@@ -832,8 +836,15 @@ static int conn_handle_message(struct conn *c, const char *text, size_t len,
 		conn_send_error(c, "invalid_request", "this connection is already authenticated",
 				NULL);
 	} else {
-		conn_send_error(c, "unknown_op",
-				"op must be subscribe, unsubscribe or ping", NULL);
+		char quoted[SG_QUOTE_MAX + 8], message[SG_QUOTE_MAX + 80];
+		const char *ref;
+
+		sg_quote(op, strlen(op), quoted, sizeof(quoted));
+		snprintf(message, sizeof(message),
+			 "op \"%s\" is unknown: use subscribe, unsubscribe or ping", quoted);
+		ref = json_string_value(json_object_get(msg, "id"));
+		conn_send_error(c, "unknown_op", message,
+				ref && sub_id_valid(ref) ? ref : NULL);
 	}
 	json_decref(msg);
 	return rc;
@@ -1003,6 +1014,14 @@ static int conn_writable(struct conn *c)
 	int replaying;
 	size_t len;
 
+	if (c->closing && c->drain_before_close && c->q.first) {
+		if (conn_write_frame(c, &len))
+			return -1;
+		if (len) {
+			lws_callback_on_writable(c->wsi);
+			return 0;
+		}
+	}
 	if (c->closing) {
 		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
 				 (unsigned char *)c->close_reason,

@@ -97,6 +97,16 @@ extern const char *const sg_proxy_type_names[SG_PROXY_COUNT];
 extern const char *const sg_stage_names[SG_STAGE_COUNT];
 extern const char *const sg_action_names[SG_ACTION_COUNT];
 
+/* Most bytes of a rejected value that an error message quotes. */
+#define SG_QUOTE_MAX 40
+
+/*
+ * Copies at most SG_QUOTE_MAX bytes of in into out (cap bytes, NUL-ended)
+ * for an error message: printable ASCII is kept, every other byte as well
+ * as '"' and '\\' becomes '?', and a cut value ends in "...".
+ */
+void sg_quote(const char *in, size_t len, char *out, size_t cap);
+
 /* Receives one problem of a rejected item; the decoders below call it for
  * each problem they find, in the order found. */
 typedef void (*sg_problem_fn)(void *ctx, const struct sg_error *e);

@@ -19,9 +19,6 @@
 /* Maximum length of a string value for any field, in bytes. */
 #define SG_VALUE_MAX 1024
 
-/* Most bytes of a rejected value that an error message quotes. */
-#define SG_QUOTE_MAX 40
-
 enum sg_value_kind {
 	SG_VALUE_NULL,
 	SG_VALUE_STRING,
@@ -84,13 +81,6 @@ int sg_ingest_end(struct sg_ingest *in);
 /* Fills err with field and a printf-style reason, truncated to fit. */
 void sg_error_set(struct sg_error *err, const char *field, const char *fmt,
 		  ...) __attribute__((format(printf, 3, 4)));
-
-/*
- * Copies at most SG_QUOTE_MAX bytes of in into out (cap bytes, NUL-ended)
- * for an error message: printable ASCII is kept, every other byte as well
- * as '"' and '\\' becomes '?', and a cut value ends in "...".
- */
-void sg_quote(const char *in, size_t len, char *out, size_t cap);
 
 /* Returns names[i], or "invalid" when i is out of range. */
 const char *sg_name(const char *const *names, int count, unsigned i);

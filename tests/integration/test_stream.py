@@ -209,6 +209,10 @@ async def subscription_errors_keep_connection():
             await s.send(msg)
             reply = await s.recv()
             check_eq((reply["type"], reply.get("code")), ("error", code), "reply to %r" % msg)
+        await s.send({"op": "dance", "id": "d1"})
+        reply = await s.recv()
+        check("\"dance\"" in reply.get("message", ""), "unknown op quoted: %r" % reply)
+        check_eq(reply.get("ref"), "d1", "unknown op error refers to its id")
         await s.subscribe("a")
         await s.subscribe("b")
         await s.send({"op": "subscribe", "id": "a"})
@@ -219,6 +223,41 @@ async def subscription_errors_keep_connection():
         check_eq((await s.recv())["type"], "unsubscribed", "unsubscribe reply")
         await s.subscribe("c")
         await s.close()
+
+
+@test
+def replies_before_bad_message_delivered():
+    """Messages that arrive together: the replies to those before a bad one
+    are delivered before the 4400 close."""
+    import json
+    from reliability import RawReader, ws_handshake, ws_send_text
+
+    class Frames:
+        """Collects frames, to send them in one write."""
+        def __init__(self):
+            self.data = b""
+
+        def sendall(self, data):
+            self.data += data
+
+    with Canaryd() as srv:
+        key = srv.key()
+        for _ in range(3):
+            sock, leftover = ws_handshake(srv.port, key)
+            frames = Frames()
+            ws_send_text(frames, json.dumps({"op": "subscribe", "id": "s1"}))
+            ws_send_text(frames, json.dumps({"op": "ping"}))
+            ws_send_text(frames, "not json")
+            sock.sendall(frames.data)
+            reader = RawReader(sock, leftover)
+            reader.start()
+            check(reader.closed.wait(10), "connection closed")
+            types = [m.get("type") for m in reader.messages]
+            check_eq(reader.close_code, 4400, "close code")
+            check("subscribed" in types, "subscribe reply delivered: %r" % types)
+            check("pong" in types, "ping reply delivered: %r" % types)
+            reader.stop()
+            sock.close()
 
 
 run_tests()
