@@ -11,6 +11,8 @@
 
 #include <ini.h>
 
+#include "log.h"
+
 enum setting_type { SETTING_TEXT, SETTING_U64 };
 
 struct setting {
@@ -158,10 +160,10 @@ static int setting_apply(struct cd_config *cfg, const char *name,
 	}
 	if (parse_u64(value, &v) || v < s->min || v > s->max) {
 		snprintf(err, errlen,
-			 "setting %s = \"%.64s\" is invalid: expected %s from %" PRIu64
-			 " to %" PRIu64 "%s",
-			 name, value, s->unit, s->min, s->max,
-			 strcmp(s->unit, "bytes") ? "" : " (K, M, G, T suffixes allowed)");
+			 "setting %s = \"%.64s\" is invalid: expected an integer from %" PRIu64
+			 " to %" PRIu64 " (%s%s)",
+			 name, value, s->min, s->max, s->unit,
+			 strcmp(s->unit, "bytes") ? "" : "; K, M, G, T suffixes allowed");
 		return -1;
 	}
 	memcpy(base + s->offset, &v, sizeof(v));
@@ -255,6 +257,15 @@ static int ini_on_setting(void *user, const char *section, const char *name,
 		snprintf(detail, sizeof(detail),
 			 "unknown section [%.64s]; settings go before any section or under [canaryd]",
 			 section);
+		add_problem(st, st->line, detail);
+		return 1;
+	}
+	/* inih takes inline comments after ';' only, so "x = 1 # note"
+	 * would set x to "1 # note". */
+	if (strstr(value, " #") || strstr(value, "\t#")) {
+		snprintf(detail, sizeof(detail),
+			 "setting %.64s has a '#' comment after its value; put the comment on "
+			 "a line of its own", name);
 		add_problem(st, st->line, detail);
 		return 1;
 	}
@@ -425,6 +436,7 @@ int cfg_validate(const struct cd_config *cfg, char *err, size_t errlen)
 {
 	char host[256];
 	unsigned durability;
+	enum log_level level;
 	int port;
 
 	if (cfg_listen_split(cfg->listen, host, sizeof(host), &port, err, errlen))
@@ -436,6 +448,12 @@ int cfg_validate(const struct cd_config *cfg, char *err, size_t errlen)
 	if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
 		snprintf(err, errlen,
 			 "tls_cert and tls_key must be set together (one is empty)");
+		return -1;
+	}
+	if (log_level_parse(cfg->log_level, &level)) {
+		snprintf(err, errlen,
+			 "log_level \"%.32s\" is invalid: use error, warn, info or debug",
+			 cfg->log_level);
 		return -1;
 	}
 	if (cfg_durability(cfg, &durability)) {

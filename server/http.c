@@ -535,7 +535,7 @@ int http_check_tenant_domains(const char *domains, const struct sg_batch *b,
 static void reject_batch(struct http_req *req, const struct sg_batch_report *rep)
 {
 	json_t *errors = json_array();
-	char detail[160];
+	char detail[160], place[64];
 
 	for (size_t i = 0; i < rep->listed; i++) {
 		const struct sg_batch_problem *p = &rep->problems[i];
@@ -553,9 +553,9 @@ static void reject_batch(struct http_req *req, const struct sg_batch_report *rep
 		 "%zu problem%s found; nothing from this batch was stored",
 		 rep->total, rep->total == 1 ? "" : "s");
 	req->srv->counters.rejected_batches++;
-	log_info("rejected a batch from key %s: %zu problem%s, the first in field %s; nothing stored",
+	log_info("rejected a batch from key %s: %zu problem%s, the first in %s; nothing stored",
 		 req->key_id, rep->total, rep->total == 1 ? "" : "s",
-		 rep->listed ? rep->problems[0].error.field : "-");
+		 sg_batch_report_first_place(rep, place, sizeof(place)));
 	problem_with(req, 400, "invalid-batch", "Invalid signal batch", detail,
 		     json_pack("{s:o, s:I}", "errors", errors, "error_count",
 			       (json_int_t)rep->total),
@@ -723,6 +723,24 @@ static void route(struct http_req *req)
 	if (req->method == METHOD_GET &&
 	    static_serve(req, u, req->srv->cfg.console_dir) == STATIC_QUEUED)
 		return;
+	/* A path under /v1/ without canary/ is a likely slip for the API.
+	 * The suggestion repeats the rest of the path only when it is short
+	 * and plain. */
+	if (!strncmp(u, "/v1/", 4) && strncmp(u, "/v1/canary/", 11)) {
+		size_t rest = strspn(u + 4, "abcdefghijklmnopqrstuvwxyz0123456789-_/");
+		const char *example = u + 4;
+		char hint[200];
+
+		if (u[4 + rest] || !rest || rest > 60) {
+			example = "signals";
+			rest = strlen(example);
+		}
+		snprintf(hint, sizeof(hint),
+			 "no such endpoint; the API's paths start with /v1/canary/, as in "
+			 "/v1/canary/%.*s", (int)rest, example);
+		http_problem(req, 404, "not-found", "Not found", hint);
+		return;
+	}
 	http_problem(req, 404, "not-found", "Not found",
 		     "no such endpoint; see the API documentation for the routes");
 }

@@ -128,7 +128,7 @@ static void ic_send_rejection(struct ingest_conn *ic,
 			      const struct sg_batch_report *rep)
 {
 	json_t *errors = json_array();
-	char message[160];
+	char message[160], place[64];
 
 	for (size_t i = 0; i < rep->listed; i++) {
 		const struct sg_batch_problem *p = &rep->problems[i];
@@ -145,9 +145,9 @@ static void ic_send_rejection(struct ingest_conn *ic,
 		 "%zu problem%s found; nothing from this batch was stored",
 		 rep->total, rep->total == 1 ? "" : "s");
 	ic->srv->counters.rejected_batches++;
-	log_info("ingest connection %" PRIu64 ": rejected a batch from key %s: %zu problem%s, the first in field %s; nothing stored",
+	log_info("ingest connection %" PRIu64 ": rejected a batch from key %s: %zu problem%s, the first in %s; nothing stored",
 		 ic->id, ic->key_id, rep->total, rep->total == 1 ? "" : "s",
-		 rep->listed ? rep->problems[0].error.field : "-");
+		 sg_batch_report_first_place(rep, place, sizeof(place)));
 	ic_send(ic, json_pack("{s:s, s:I, s:s, s:s, s:o, s:I}", "type", "error",
 			      "batch", (json_int_t)ic->batches, "code", "invalid_batch",
 			      "message", message, "errors", errors, "error_count",

@@ -68,13 +68,10 @@ int server_reload(struct server *srv, const struct cd_config *next)
 		memcpy(applied.tls_key, cur->tls_key, sizeof(applied.tls_key));
 	}
 
-	if (log_level_parse(applied.log_level, &level) == 0) {
+	/* cfg_validate accepted the name, as it rejects a whole file with an
+	 * invalid one. */
+	if (log_level_parse(applied.log_level, &level) == 0)
 		log_threshold = level;
-	} else {
-		log_warn("reload: log_level \"%s\" is invalid (use error, warn, info or debug); keeping \"%s\"",
-			 applied.log_level, cur->log_level);
-		memcpy(applied.log_level, cur->log_level, sizeof(applied.log_level));
-	}
 
 	srv->cfg = applied;
 	stream_apply_config(srv);

@@ -43,6 +43,22 @@ void sg_batch_report_add(struct sg_batch_report *rep, size_t index,
 	rep->total++;
 }
 
+const char *sg_batch_report_first_place(const struct sg_batch_report *rep,
+					char *buf, size_t cap)
+{
+	const struct sg_batch_problem *p = &rep->problems[0];
+
+	if (!rep->listed)
+		return "no listed problem";
+	if (p->index == SG_BATCH_WHOLE_BODY)
+		return "the body";
+	if (p->error.field[0])
+		snprintf(buf, cap, "field %s of item %zu", p->error.field, p->index);
+	else
+		snprintf(buf, cap, "item %zu", p->index);
+	return buf;
+}
+
 static void report_body(struct sg_batch_report *rep, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

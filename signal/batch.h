@@ -58,6 +58,12 @@ void sg_batch_free(struct sg_batch *b);
 void sg_batch_report_add(struct sg_batch_report *rep, size_t index,
 			 const struct sg_error *e);
 
+/* Names the place of rep's first problem for a log line, such as "field
+ * confidence of item 3", "item 7" or "the body"; buf (cap bytes) may hold
+ * the text. */
+const char *sg_batch_report_first_place(const struct sg_batch_report *rep,
+					char *buf, size_t cap);
+
 /*
  * Parses one JSON text with the same strictness as ingest (duplicate
  * member names, depth over 32 and invalid UTF-8 are errors). Returns a new

@@ -94,6 +94,10 @@ def invalid_batch_stores_nothing():
         check("extreme" in errors[0]["reason"], "reason names the value")
         missing = [e for e in errors if e["field"] == "recommended_action"]
         check(missing and "missing" in missing[0]["reason"], "missing field named: %r" % missing)
+        log = srv.read_log()
+        check("4 problems, the first in field confidence of item 2" in log,
+              "rejected batch logged with field and item: %r" %
+              [line for line in log.splitlines() if "rejected a batch" in line][:1])
         _, health = get_json(srv.http + "/healthz", None)
         check_eq(health["head_seq"], 3, "nothing stored from the bad batch")
         status, body = ingest(srv, key, [make_signal(7)])
@@ -132,6 +136,10 @@ def ingest_formats_and_limits():
         check_eq(status, 405, "DELETE")
         status, _, body = http_get(srv.http + "/v1/nothing")
         check_eq(status, 404, "unknown route")
+        check("/v1/canary/nothing" in json.loads(body)["detail"],
+              "404 under /v1/ suggests the /v1/canary/ path: %r" % body)
+        status, _, body = http_get(srv.http + "/nothing")
+        check_eq(status, 404, "unknown route outside /v1/")
 
 
 @test

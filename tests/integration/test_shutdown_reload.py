@@ -227,6 +227,13 @@ async def sighup_applies_limits_to_open_connections():
           "the reload error is logged with its level and names the setting: %r" % rejected[-1:])
     check_eq((await subscribe_result(a, "a5", rare)).get("code"), "too_many_subscriptions",
              "limits unchanged after an invalid reload")
+    # An invalid log_level rejects the whole file too, like any other value.
+    srv.write_config("max_subscriptions = 64\nlog_level = loud\n")
+    srv.reload("keeping the current settings")
+    rejected = [line for line in srv.read_log().splitlines() if "keeping the current settings" in line]
+    check("log_level" in rejected[-1], "invalid log_level named: %r" % rejected[-1:])
+    check_eq((await subscribe_result(a, "a6", rare)).get("code"), "too_many_subscriptions",
+             "max_subscriptions of a file with a bad log_level not applied")
     await a.send({"op": "ping"})
     check_eq((await a.recv_type("pong"))["type"], "pong", "connection alive after an invalid reload")
     await a.close()
