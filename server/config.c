@@ -260,15 +260,6 @@ static int ini_on_setting(void *user, const char *section, const char *name,
 		add_problem(st, st->line, detail);
 		return 1;
 	}
-	/* inih takes inline comments after ';' only, so "x = 1 # note"
-	 * would set x to "1 # note". */
-	if (strstr(value, " #") || strstr(value, "\t#")) {
-		snprintf(detail, sizeof(detail),
-			 "setting %.64s has a '#' comment after its value; put the comment on "
-			 "a line of its own", name);
-		add_problem(st, st->line, detail);
-		return 1;
-	}
 	if (setting_apply(st->cfg, name, value, detail, sizeof(detail)))
 		add_problem(st, st->line, detail);
 	/* Success for inih either way: its error line is then always a
@@ -319,6 +310,10 @@ int cfg_load_file(struct cd_config *cfg, const char *path, char *err,
 
 	memset(&st, 0, sizeof(st));
 	st.cfg = cfg;
+	/* The shipped file comments with '#', so a '#' after a value and a
+	 * space starts a comment too, not only inih's default ';'. Debian's
+	 * libinih reads this variable at run time. */
+	ini_inline_comment_prefixes = ";#";
 	rc = ini_pass(&st, path, ini_on_setting);
 	/* inih returns the first line it could not parse. Each later pass
 	 * reads the lines found so far as empty and applies nothing, so it
