@@ -8,7 +8,8 @@
 # latency10k ingest matching replay (default: all, memory first, while the
 # store is empty). The latency scenarios also run bench_fanout_floor: the
 # same fan-out over loopback with plain sends and no broker in between. Environment:
-#   BUILD_DIR   release build to use or make (default /tmp/canary-bench-build)
+#   BUILD_DIR   release build to use or make (default build-bench in the
+#               source tree, which scripts/bench-rest.sh uses too)
 #   RUNS        runs per scenario and target (default 3)
 #   DURATION    seconds per fan-out and latency run (default 5)
 #   DURABILITY  canaryd's durability setting: full, nometasync or nosync
@@ -22,7 +23,7 @@
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD_DIR=${BUILD_DIR:-/tmp/canary-bench-build}
+BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-5}
 DURABILITY=${DURABILITY:-full}
@@ -77,7 +78,7 @@ wait_port() {
 # ---- build ----
 
 if [ ! -x "$BUILD_DIR/clients/canary-bench" ] || [ "${REBUILD:-1}" = 1 ]; then
-	cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DCANARY_SANITIZE=OFF >/dev/null
 	cmake --build "$BUILD_DIR" -j2 --target canaryd canary-bench bench_matcher bench_fanout_floor >/dev/null
 fi
 BENCH=$BUILD_DIR/clients/canary-bench
