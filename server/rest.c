@@ -125,6 +125,18 @@ static const struct {
 
 #define LIST_PARAM_COUNT (sizeof(list_params) / sizeof(list_params[0]))
 
+/* Distinct parameter names one query may carry before a repeat goes
+ * unnoticed; every query kind accepts fewer. */
+#define QUERY_NAMES_MAX 24
+
+static int is_list_param(const char *name)
+{
+	for (size_t k = 0; k < LIST_PARAM_COUNT; k++)
+		if (!strcmp(name, list_params[k].param))
+			return 1;
+	return 0;
+}
+
 static const char *const known_params[] = {
 	[QUERY_LIST] = "limit, cursor, since_hours, since_time, domain, event_type, confidence, min_confidence, stage, proxy_type, region, action, threat_only",
 	[QUERY_CAMPAIGNS] = "limit, cursor, since_hours, since_time, domain, status",
@@ -410,6 +422,8 @@ static int parse_query(struct http_req *req, enum query_kind kind,
 {
 	struct lws *wsi = http_req_wsi(req);
 	char arg[QUERY_ARG_MAX];
+	char seen[QUERY_NAMES_MAX][32];
+	size_t nseen = 0;
 	int hours_given = 0;
 	uint64_t hours = 24;
 
@@ -446,6 +460,21 @@ static int parse_query(struct http_req *req, enum query_kind kind,
 			return -1;
 		}
 		*value++ = '\0';
+
+		/* A list filter may repeat (domain=a&domain=b); any other
+		 * parameter given twice would silently take the last value. */
+		if (!is_list_param(arg) && strlen(arg) < sizeof(seen[0])) {
+			size_t k = 0;
+
+			while (k < nseen && strcmp(seen[k], arg))
+				k++;
+			if (k < nseen) {
+				bad_param(req, arg, value, "it is given more than once; send it once");
+				return -1;
+			}
+			if (nseen < QUERY_NAMES_MAX)
+				strcpy(seen[nseen++], arg);
+		}
 
 		rc = parse_common(req, q, arg, value, &hours, &hours_given);
 		if (rc == 0)

@@ -140,6 +140,12 @@ def ingest_formats_and_limits():
               "404 under /v1/ suggests the /v1/canary/ path: %r" % body)
         status, _, body = http_get(srv.http + "/nothing")
         check_eq(status, 404, "unknown route outside /v1/")
+        status, doc = get_json(srv.http + "/v1/canary/signals?limit=2&limit=3", key)
+        check_eq(status, 400, "limit given twice")
+        check("limit" in doc.get("detail", "") and "more than once" in doc.get("detail", ""),
+              "repeated parameter named: %r" % doc)
+        status, _ = get_json(srv.http + "/v1/canary/signals?domain=a.example&domain=b.example", key)
+        check_eq(status, 200, "a list filter may repeat")
 
 
 @test
