@@ -259,6 +259,28 @@ static void print_key(const struct st_key *k, void *ctx)
 	       k->name[0] ? k->name : "-");
 }
 
+/*
+ * Checks that dir contains a store before list or revoke opens it, because
+ * st_open would create an empty store in a mistyped directory. Returns 0,
+ * or prints an error and returns the exit status.
+ */
+static int keys_require_store(const char *verb, const char *dir)
+{
+	char err[512];
+	int rc = st_exists(dir, err, sizeof(err));
+
+	if (rc == ST_OK)
+		return 0;
+	if (rc == ST_ERR_NOT_FOUND) {
+		fprintf(stderr,
+			"canaryd keys %s: no canaryd store in %s (its LMDB data file %s/data.mdb is missing): check --data-dir, which must name the server's data directory. To start a new store, run canaryd keys create.\n",
+			verb, dir, dir);
+		return 2;
+	}
+	fprintf(stderr, "canaryd keys %s: %s\n", verb, err);
+	return 1;
+}
+
 static void keys_usage(FILE *out)
 {
 	fprintf(out,
@@ -314,6 +336,11 @@ int keys_command(int argc, char **argv)
 		return 2;
 	}
 
+	if (strcmp(verb, "create")) {
+		rc = keys_require_store(verb, a.data_dir);
+		if (rc)
+			return rc;
+	}
 	if (st_open(a.data_dir, &so, &st, err, sizeof(err)) != ST_OK) {
 		fprintf(stderr, "canaryd keys: %s\n", err);
 		return 1;
