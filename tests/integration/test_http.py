@@ -105,6 +105,29 @@ def keys_commands_reject_dir_without_store():
 
 
 @test
+def keys_revoke_never_prints_secret():
+    with tempfile.TemporaryDirectory(prefix="canary-it-") as tmp:
+        store = os.path.join(tmp, "var")
+        key = run_keys("create", "--data-dir", store, "--scopes", "read").stdout.strip()
+        _, key_id, secret = key.split("_")
+
+        for arg in (key, secret, "ck_" + key_id + "_" + secret[:20]):
+            result = run_keys("revoke", "--data-dir", store, arg)
+            label = "revoke %s...: " % arg[:8]
+            check_eq(result.returncode, 1, label + "exit status")
+            printed = result.stderr + result.stdout
+            leaked = [secret[i:i + 8] for i in range(0, len(secret), 8) if secret[i:i + 8] in printed]
+            check_eq(leaked, [], label + "parts of the secret printed in %r" % printed)
+            check("key id" in result.stderr, label + "the key id is asked for: %r" % result.stderr)
+        whole = run_keys("revoke", "--data-dir", store, key)
+        check("keys revoke " + key_id in whole.stderr, "the message names the key id to pass: %r" % whole.stderr)
+
+        listed = run_keys("list", "--data-dir", store).stdout
+        check("\tactive\t" in listed, "the key is still active: %r" % listed)
+        check_eq(run_keys("revoke", "--data-dir", store, key_id).returncode, 0, "revoke by id")
+
+
+@test
 def invalid_batch_stores_nothing():
     with Canaryd() as srv:
         key = srv.key()
