@@ -259,6 +259,55 @@ static void print_key(const struct st_key *k, void *ctx)
 	       k->name[0] ? k->name : "-");
 }
 
+/*
+ * Checks that dir contains a store before list or revoke opens it, because
+ * st_open would create an empty store in a mistyped directory. Returns 0,
+ * or prints an error and returns the exit status.
+ */
+static int keys_require_store(const char *verb, const char *dir)
+{
+	char err[512];
+	int rc = st_exists(dir, err, sizeof(err));
+
+	if (rc == ST_OK)
+		return 0;
+	if (rc == ST_ERR_NOT_FOUND) {
+		fprintf(stderr,
+			"canaryd keys %s: no canaryd store in %s (its LMDB data file %s/data.mdb is missing): check --data-dir, which must name the server's data directory. To start a new store, run canaryd keys create.\n",
+			verb, dir, dir);
+		return 2;
+	}
+	fprintf(stderr, "canaryd keys %s: %s\n", verb, err);
+	return 1;
+}
+
+/*
+ * Prints why a KEY_ID argument is not a key id without printing a secret.
+ * A whole key (ck_<id>_<secret>) is named by its id alone, and another
+ * argument longer than an id is not echoed, because it may be a secret.
+ */
+static void print_invalid_key_id(const char *arg)
+{
+	size_t len = strlen(arg);
+
+	if (!strncmp(arg, "ck_", 3) && strcspn(arg + 3, "_") == ST_KEY_ID_LEN &&
+	    arg[3 + ST_KEY_ID_LEN] == '_') {
+		fprintf(stderr,
+			"canaryd keys revoke: the argument is a whole key (ck_%.*s_...), which contains its secret: pass only the key id, as in canaryd keys revoke %.*s\n",
+			ST_KEY_ID_LEN, arg + 3, ST_KEY_ID_LEN, arg + 3);
+		return;
+	}
+	if (len <= ST_KEY_ID_LEN) {
+		fprintf(stderr,
+			"canaryd keys revoke: \"%s\" is not a key id: pass the 16 lower-case hex characters after \"ck_\" in the key (see canaryd keys list)\n",
+			arg);
+		return;
+	}
+	fprintf(stderr,
+		"canaryd keys revoke: the argument (%zu characters, not printed in case it is a secret) is not a key id: pass the 16 lower-case hex characters after \"ck_\" in the key (see canaryd keys list)\n",
+		len);
+}
+
 static void keys_usage(FILE *out)
 {
 	fprintf(out,
@@ -314,6 +363,11 @@ int keys_command(int argc, char **argv)
 		return 2;
 	}
 
+	if (strcmp(verb, "create")) {
+		rc = keys_require_store(verb, a.data_dir);
+		if (rc)
+			return rc;
+	}
 	if (st_open(a.data_dir, &so, &st, err, sizeof(err)) != ST_OK) {
 		fprintf(stderr, "canaryd keys: %s\n", err);
 		return 1;
@@ -326,8 +380,7 @@ int keys_command(int argc, char **argv)
 		int s = st_key_revoke(st, argv[optind]);
 
 		if (s == ST_ERR_INVALID)
-			fprintf(stderr, "canaryd keys revoke: \"%.40s\" is not a key id: give the 16 hex characters after \"ck_\" (see canaryd keys list)\n",
-				argv[optind]);
+			print_invalid_key_id(argv[optind]);
 		else if (s == ST_ERR_NOT_FOUND)
 			fprintf(stderr, "canaryd keys revoke: no key with id \"%.32s\" (see canaryd keys list)\n",
 				argv[optind]);

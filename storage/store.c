@@ -4,6 +4,7 @@
  * keys.c.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -731,6 +732,28 @@ int st_open(const char *dir, const struct st_options *opt, st_store **out,
 out:
 	st_close(st);
 	return status;
+}
+
+int st_exists(const char *dir, char *errbuf, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	st_errorf(errbuf, errlen, "%s", "");
+	if (!dir || !*dir)
+		return ST_ERR_NOT_FOUND;
+	if ((size_t)snprintf(path, sizeof path, "%s/data.mdb", dir) >= sizeof path) {
+		st_errorf(errbuf, errlen, "the store directory name is longer than %d bytes",
+			  PATH_MAX - 10);
+		return ST_ERR_INVALID;
+	}
+	if (stat(path, &sb) != 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return ST_ERR_NOT_FOUND;
+		st_errorf(errbuf, errlen, "cannot read %s: %s", path, strerror(errno));
+		return ST_ERR_IO;
+	}
+	return S_ISREG(sb.st_mode) ? ST_OK : ST_ERR_NOT_FOUND;
 }
 
 void st_close(st_store *st)

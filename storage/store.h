@@ -98,6 +98,15 @@ int st_open(const char *dir, const struct st_options *opt, st_store **out,
 	    char *errbuf, size_t errlen);
 void st_close(st_store *st);
 
+/*
+ * Checks whether directory dir contains a store, which is an LMDB data
+ * file named data.mdb, without creating anything. Returns ST_OK, or
+ * ST_ERR_NOT_FOUND when dir or its data file is missing. On ST_ERR_IO
+ * (stat failed for another reason) and ST_ERR_INVALID (the path is
+ * longer than PATH_MAX), errbuf, when not NULL, gets a message.
+ */
+int st_exists(const char *dir, char *errbuf, size_t errlen);
+
 /* The store's epoch, 32 lower-case hex characters. Valid until st_close. */
 const char *st_epoch(const st_store *st);
 

@@ -207,6 +207,12 @@ static uint64_t percentile(const struct bench_run *r, double q)
 	return r->max_us;
 }
 
+/* Rounds a time in seconds to whole milliseconds. */
+static double round_ms(double seconds)
+{
+	return round(seconds * 1000) / 1000;
+}
+
 void bench_print(const struct bench_run *r, const char *target)
 {
 	double run_s = (double)(r->stop_ns - r->start_ns) / 1e9;
@@ -228,7 +234,7 @@ void bench_print(const struct bench_run *r, const char *target)
 	json_object_set_new(out, "match_ratio", json_real(r->o->match_ratio));
 	json_object_set_new(out, "rate_offered", json_real(r->o->rate));
 	/* A run that failed before it started measured nothing. */
-	json_object_set_new(out, "duration_s", json_real(r->start_ns ? run_s : 0.0));
+	json_object_set_new(out, "duration_s", json_real(r->start_ns ? round_ms(run_s) : 0.0));
 	json_object_set_new(out, "ingested", json_integer((json_int_t)r->acked));
 	json_object_set_new(out, "ingested_per_s", json_real(floor((double)r->acked / run_s)));
 	json_object_set_new(out, "delivered", json_integer((json_int_t)r->received));
@@ -253,7 +259,7 @@ void bench_print(const struct bench_run *r, const char *target)
 		double s = (double)(r->replay_end_ns - r->replay_start_ns) / 1e9;
 
 		json_object_set_new(out, "replayed", json_integer((json_int_t)r->replayed));
-		json_object_set_new(out, "replay_s", json_real(s));
+		json_object_set_new(out, "replay_s", json_real(round_ms(s)));
 		json_object_set_new(out, "replay_per_s",
 				    json_real(s > 0 ? floor((double)r->replayed / s) : 0));
 	}
@@ -261,7 +267,9 @@ void bench_print(const struct bench_run *r, const char *target)
 		json_object_set_new(out, "unparsed", json_integer((json_int_t)r->unparsed));
 	if (r->failed)
 		json_object_set_new(out, "error", json_string(r->error));
-	text = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	/* 15 significant digits print 0.1 as 0.1, not 0.10000000000000001,
+	 * and keep whole rates below 10^15 exact. */
+	text = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
 	if (text)
 		printf("%s\n", text);
 	free(text);

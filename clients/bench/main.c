@@ -7,6 +7,7 @@
  *                [--peer mosquitto|redis --peer-url mqtt://H:P|redis://H:P]
  */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,26 @@ static void usage(FILE *out)
 		"the run completed, 1 when it failed, 2 on a usage error.\n");
 }
 
+/*
+ * Formats an option's limit in plain decimal notation with up to 6
+ * decimals (1000000, 0.000001), where %g would print 1e+06 and 1e-06.
+ */
+static void format_limit(double limit, char buf[32])
+{
+	size_t len;
+
+	if (limit == floor(limit) && fabs(limit) < 1e15) {
+		snprintf(buf, 32, "%.0f", limit);
+		return;
+	}
+	snprintf(buf, 32, "%.6f", limit);
+	len = strlen(buf);
+	while (len > 1 && buf[len - 1] == '0')
+		buf[--len] = '\0';
+	if (buf[len - 1] == '.')
+		buf[len - 1] = '\0';
+}
+
 static int parse_number(const char *name, const char *text, double min,
 			double max, double *out)
 {
@@ -53,8 +74,12 @@ static int parse_number(const char *name, const char *text, double min,
 	double v = strtod(text, &end);
 
 	if (!*text || *end || v < min || v > max) {
-		fprintf(stderr, "canary-bench: %s \"%s\" is invalid: give a number from %g to %g\n",
-			name, text, min, max);
+		char min_text[32], max_text[32];
+
+		format_limit(min, min_text);
+		format_limit(max, max_text);
+		fprintf(stderr, "canary-bench: %s \"%s\" is invalid: give a number from %s to %s\n",
+			name, text, min_text, max_text);
 		return -1;
 	}
 	*out = v;

@@ -378,26 +378,40 @@ out:
 	return rc;
 }
 
+/* Returns the singular noun for a count of 1 and the plural otherwise. */
+static const char *noun_for(uint64_t count, const char *singular, const char *plural)
+{
+	return count == 1 ? singular : plural;
+}
+
 static void sensor_progress(struct sensor *s, bool final)
 {
 	double secs = (sensor_monotonic_us() - s->started_us) / 1e6;
 	uint64_t retries = s->poster ? ps_retry_count(s->poster) : 0;
 
 	if (!final) {
-		fprintf(stderr, "canary-sensor: %llu lines read, %llu signals sent in "
-			"%llu batches, %llu retries\n", (unsigned long long)s->lines,
+		fprintf(stderr, "canary-sensor: %llu %s read, %llu %s sent in "
+			"%llu %s, %llu %s\n",
+			(unsigned long long)s->lines, noun_for(s->lines, "line", "lines"),
 			(unsigned long long)s->signals_sent,
-			(unsigned long long)s->batches, (unsigned long long)retries);
+			noun_for(s->signals_sent, "signal", "signals"),
+			(unsigned long long)s->batches, noun_for(s->batches, "batch", "batches"),
+			(unsigned long long)retries, noun_for(retries, "retry", "retries"));
 		return;
 	}
-	fprintf(stderr, "canary-sensor: finished: %llu lines read, %llu signals "
-		"sent in %llu batches in %.1f s (%.1f signals/s), %llu retries, "
-		"%llu invalid lines, %llu signals dropped, %llu events without a "
-		"domain\n", (unsigned long long)s->lines,
-		(unsigned long long)s->signals_sent, (unsigned long long)s->batches,
+	fprintf(stderr, "canary-sensor: finished: %llu %s read, %llu %s "
+		"sent in %llu %s in %.1f s (%.1f signals/s), %llu %s, "
+		"%llu invalid %s, %llu %s dropped, %llu %s without a "
+		"domain\n",
+		(unsigned long long)s->lines, noun_for(s->lines, "line", "lines"),
+		(unsigned long long)s->signals_sent,
+		noun_for(s->signals_sent, "signal", "signals"),
+		(unsigned long long)s->batches, noun_for(s->batches, "batch", "batches"),
 		secs, secs > 0 ? s->signals_sent / secs : 0.0,
-		(unsigned long long)retries, (unsigned long long)s->invalid,
-		(unsigned long long)s->dropped, (unsigned long long)s->unmapped);
+		(unsigned long long)retries, noun_for(retries, "retry", "retries"),
+		(unsigned long long)s->invalid, noun_for(s->invalid, "line", "lines"),
+		(unsigned long long)s->dropped, noun_for(s->dropped, "signal", "signals"),
+		(unsigned long long)s->unmapped, noun_for(s->unmapped, "event", "events"));
 }
 
 /* Writes "FILE lines A-B" for each input that items come from. */

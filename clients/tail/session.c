@@ -358,7 +358,8 @@ apply_action(struct tail_session *s, struct lws *wsi, enum tail_stream_action ac
 		break;
 
 	case TAIL_STREAM_DONE:
-		tail_info("printed %lld signals: stopping", (long long)s->stream.printed_count);
+		tail_info("printed %lld signal%s: stopping", (long long)s->stream.printed_count,
+			  s->stream.printed_count == 1 ? "" : "s");
 		begin_stop(s, TAIL_EXIT_OK, LWS_CLOSE_STATUS_NORMAL);
 		break;
 
@@ -572,7 +573,15 @@ tail_session_run(const struct tail_options *opts, const struct tail_cursor *load
 			break;
 		}
 		if (stop_signal && !s->stopping) {
-			tail_info("received signal %d: closing", (int)stop_signal);
+			/* Names the signal (SIGTERM), because "signal 15" reads
+			 * like a canary signal record. */
+			const char *name = sigabbrev_np((int)stop_signal);
+
+			if (name)
+				tail_info("received SIG%s: closing", name);
+			else
+				tail_info("received operating system signal %d: closing",
+					  (int)stop_signal);
 			begin_stop(s, TAIL_EXIT_OK, LWS_CLOSE_STATUS_NORMAL);
 		}
 	}

@@ -4,6 +4,7 @@ the full benchmark is scripts/bench.sh."""
 
 import json
 import os
+import re
 import subprocess
 
 from canary import BIN_DIR, Canaryd, check, check_eq, run_tests, test
@@ -18,7 +19,13 @@ def bench(srv, key, *args):
     check_eq(proc.returncode, 0, "canary-bench exit status (stderr: %s)" % proc.stderr[-300:])
     lines = proc.stdout.splitlines()
     check_eq(len(lines), 1, "one output line")
-    return json.loads(lines[0]) if lines else {}
+    if not lines:
+        return {}
+    # Reals such as 0.10000000000000001 or 2.0007178560000001 mean that
+    # the output was printed at full double precision.
+    long_reals = re.findall(r"\d\.\d{7,}", lines[0])
+    check_eq(long_reals, [], "reals with more than 6 decimals in %s" % lines[0])
+    return json.loads(lines[0])
 
 
 def check_shape(res, subscribers):
@@ -27,6 +34,7 @@ def check_shape(res, subscribers):
         check(field in res, "result has %s" % field)
     check_eq(res.get("target"), "canaryd", "target")
     check_eq(res.get("subscribers"), subscribers, "subscribers")
+    check_eq(res.get("match_ratio"), 0.5, "match_ratio")
     check_eq(res.get("lost"), 0, "lost")
     lat = res.get("latency_us", {})
     check(0 < lat.get("p50", 0) <= lat.get("p99", -1) <= lat.get("p999", -1) <= lat.get("max", -1),
@@ -66,6 +74,16 @@ def bench_usage_errors():
                               capture_output=True, text=True, timeout=20)
         check_eq(proc.returncode, 2, "exit status for %r" % args)
         check(proc.stderr.strip() != "", "a message for %r" % args)
+
+    # Limits print as plain decimals, not as 1e+06 or 1e-06.
+    for args, limits in ((["--rate", "-1"], "from 0 to 1000000000"),
+                         (["--subscribers", "0"], "from 1 to 1000000"),
+                         (["--match-ratio", "2"], "from 0.000001 to 1"),
+                         (["--duration", "0"], "from 0.1 to 86400")):
+        proc = subprocess.run([BENCH, "--url", "ws://127.0.0.1:1", "--key", "k", *args],
+                              capture_output=True, text=True, timeout=20)
+        check_eq(proc.returncode, 2, "exit status for %r" % args)
+        check(limits in proc.stderr, "%r names the limits %r: %r" % (args, limits, proc.stderr))
 
 
 run_tests()

@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import subprocess
+import tempfile
 
 from canary import (CANARYD, Canaryd, Stream, check, check_eq, get_json,
                     http_get, http_request, ingest, make_signal, now_rfc3339,
@@ -71,6 +72,59 @@ def keys_and_scopes():
         unknown = subprocess.run([CANARYD, "keys", "frob"], capture_output=True, text=True)
         check_eq(unknown.returncode, 2, "an unknown keys command exit status")
         check('unknown command "frob"' in unknown.stderr, "the unknown command is named")
+
+
+def run_keys(*args):
+    return subprocess.run([CANARYD, "keys"] + list(args), capture_output=True, text=True)
+
+
+@test
+def keys_commands_reject_dir_without_store():
+    with tempfile.TemporaryDirectory(prefix="canary-it-") as tmp:
+        missing = os.path.join(tmp, "typo", "var")
+        empty = os.path.join(tmp, "empty")
+        os.mkdir(empty)
+        for data_dir in (missing, empty):
+            for args in (["list"], ["revoke", "0123456789abcdef"]):
+                verb = args[0]
+                result = run_keys(verb, "--data-dir", data_dir, *args[1:])
+                label = "keys %s in %s" % (verb, data_dir)
+                check_eq(result.returncode, 2, label + ": exit status")
+                check_eq(result.stdout, "", label + ": standard output")
+                check(data_dir in result.stderr, label + ": the directory is named: %r" % result.stderr)
+                check("--data-dir" in result.stderr, label + ": the fix is named: %r" % result.stderr)
+        check(not os.path.exists(os.path.join(tmp, "typo")), "the missing directory is not created")
+        check_eq(os.listdir(empty), [], "nothing is created in the empty directory")
+
+        store = os.path.join(tmp, "store")
+        created = run_keys("create", "--data-dir", store, "--scopes", "read")
+        check_eq(created.returncode, 0, "keys create starts a new store")
+        listed = run_keys("list", "--data-dir", store)
+        check_eq(listed.returncode, 0, "keys list on the new store")
+        check(created.stdout.split("_")[1] in listed.stdout, "keys list shows the new key")
+
+
+@test
+def keys_revoke_never_prints_secret():
+    with tempfile.TemporaryDirectory(prefix="canary-it-") as tmp:
+        store = os.path.join(tmp, "var")
+        key = run_keys("create", "--data-dir", store, "--scopes", "read").stdout.strip()
+        _, key_id, secret = key.split("_")
+
+        for arg in (key, secret, "ck_" + key_id + "_" + secret[:20]):
+            result = run_keys("revoke", "--data-dir", store, arg)
+            label = "revoke %s...: " % arg[:8]
+            check_eq(result.returncode, 1, label + "exit status")
+            printed = result.stderr + result.stdout
+            leaked = [secret[i:i + 8] for i in range(0, len(secret), 8) if secret[i:i + 8] in printed]
+            check_eq(leaked, [], label + "parts of the secret printed in %r" % printed)
+            check("key id" in result.stderr, label + "the key id is asked for: %r" % result.stderr)
+        whole = run_keys("revoke", "--data-dir", store, key)
+        check("keys revoke " + key_id in whole.stderr, "the message names the key id to pass: %r" % whole.stderr)
+
+        listed = run_keys("list", "--data-dir", store).stdout
+        check("\tactive\t" in listed, "the key is still active: %r" % listed)
+        check_eq(run_keys("revoke", "--data-dir", store, key_id).returncode, 0, "revoke by id")
 
 
 @test

@@ -210,12 +210,27 @@ def sensor_posts_msgpack_bodies():
                                "--body", "msgpack", "--batch", "3"],
                               input=lines, capture_output=True, text=True, timeout=60)
         check_eq(proc.returncode, 0, "canary-sensor exit status (stderr: %s)" % proc.stderr[-300:])
-        check("7 signals sent in 3 batches" in proc.stderr, "summary: %s" % proc.stderr[-200:])
+        check("7 lines read, 7 signals sent in 3 batches" in proc.stderr,
+              "summary: %s" % proc.stderr[-200:])
         status, listing = get_json(srv.http + "/v1/canary/signals?limit=10", key)
         check_eq(status, 200, "list status")
         check_eq(listing.get("total_count"), 7, "stored signals")
         got = sorted(x["timestamp"] for x in listing.get("signals", []))
         check_eq(got, sorted(make_signal(i)["timestamp"] for i in range(7)), "timestamps")
+
+
+
+@test
+def sensor_summary_singular_for_one():
+    with Canaryd() as srv:
+        key = srv.key()
+        proc = subprocess.run([SENSOR, "--url", srv.http, "--key", key, "--format", "signals"],
+                              input=json.dumps(make_signal(0)) + "\n",
+                              capture_output=True, text=True, timeout=60)
+        check_eq(proc.returncode, 0, "canary-sensor exit status (stderr: %s)" % proc.stderr[-300:])
+        summary = proc.stderr[-300:]
+        check("1 line read, 1 signal sent in 1 batch in " in proc.stderr, "summary: %s" % summary)
+        check("0 retries" in proc.stderr, "plural for 0: %s" % summary)
 
 
 run_tests()

@@ -116,6 +116,7 @@ class OutputTests(TailTestCase):
                          {"op": "subscribe", "id": "s1", "filter": {}, "since_seq": 0})
         self.assertEqual(server.auth_headers_seen, 1)
         self.assertTrue(server.wait_for(lambda: server.close_codes_received == [1000]))
+        self.assertIn("printed 10 signals: stopping", tail.stderr)
         self.assert_clean(tail)
 
     def test_filter_fields_only_given(self):
@@ -134,6 +135,7 @@ class OutputTests(TailTestCase):
         })
         self.assertEqual(request["since_time"], "2026-01-03T00:00:00Z")
         self.assertNotIn("since_seq", request)
+        self.assertIn("printed 1 signal: stopping", tail.stderr)
         self.assert_clean(tail)
 
     def test_fragmented_large_message(self):
@@ -175,6 +177,7 @@ class ResumeTests(TailTestCase):
         self.assertEqual(tail.finish(), 0, tail.stderr)
         with open(cursor) as f:
             self.assertEqual(json.load(f), {"epoch": "epoch-a", "seq": 20})
+        self.assertIn("received SIGTERM: closing", tail.stderr)
         self.assertTrue(server.wait_for(lambda: server.close_codes_received == [1000]))
         self.assertEqual(os.listdir(self.tmp.name), ["cursor.json"])
         self.assert_clean(tail)

@@ -1048,6 +1048,39 @@ static void test_open_errors(void)
 	CHECK(strcmp(st_strerror(ST_ERR_MAP_FULL), st_strerror(ST_ERR_IO)) != 0);
 }
 
+static void test_exists(void)
+{
+	char dir[4200];
+	char data[4300];
+	char under_file[4400];
+	char err[1024] = "";
+	struct stat sb;
+	st_store *st = NULL;
+
+	new_dir(dir, sizeof dir);
+	snprintf(data, sizeof data, "%s/data.mdb", dir);
+
+	/* A missing directory is reported and not created. */
+	CHECK(st_exists(dir, err, sizeof err) == ST_ERR_NOT_FOUND);
+	CHECK(stat(dir, &sb) != 0 && errno == ENOENT);
+
+	/* An empty directory is no store, and stays empty. */
+	CHECK(mkdir(dir, 0700) == 0);
+	CHECK(st_exists(dir, err, sizeof err) == ST_ERR_NOT_FOUND);
+	CHECK(stat(data, &sb) != 0 && errno == ENOENT);
+
+	st = open_store(dir, NULL);
+	st_close(st);
+	CHECK(st_exists(dir, err, sizeof err) == ST_OK);
+	CHECK(st_exists(dir, NULL, 0) == ST_OK);
+
+	/* A path under a regular file is no store. */
+	snprintf(under_file, sizeof under_file, "%s/store", data);
+	CHECK(st_exists(under_file, err, sizeof err) == ST_ERR_NOT_FOUND);
+	CHECK(st_exists("", err, sizeof err) == ST_ERR_NOT_FOUND);
+	CHECK(st_exists(NULL, err, sizeof err) == ST_ERR_NOT_FOUND);
+}
+
 /* ---- the per-domain time index ---- */
 
 /* Records the visited signals that match patterns, and counts the
@@ -1424,6 +1457,7 @@ int main(void)
 	test_corrupt_values();
 	test_schema_and_meta();
 	test_open_errors();
+	test_exists();
 
 	if (check_failed == 0)
 		nftw(base_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
