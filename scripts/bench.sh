@@ -256,7 +256,9 @@ def med(vals):
     return statistics.median(vals) if vals else None
 
 print("\nmedians (scenario, target, runs):")
-for (scenario, target), rs in sorted(groups.items()):
+for (scenario, target), runs in sorted(groups.items()):
+    # A failed run's figures are zeros: the medians leave it out.
+    rs = [r for r in runs if "error" not in r]
     out = {"runs": len(rs)}
     for f in ("ingested_per_s", "delivered_per_s", "lost", "server_rss_before_kib",
               "server_rss_kib", "server_rss_anon_kib", "replay_per_s"):
@@ -268,7 +270,7 @@ for (scenario, target), rs in sorted(groups.items()):
     if any("indexed" in r for r in rs):
         out["indexed_ns"] = med([r["indexed"]["ns_per_match"] for r in rs])
         out["with_scan_ns"] = med([r["with_scan"]["ns_per_match"] for r in rs])
-    errors = [r["error"] for r in rs if "error" in r]
+    errors = [r["error"] for r in runs if "error" in r]
     if errors:
         out["errors"] = errors[:2]
     print(scenario, target, json.dumps(out))
