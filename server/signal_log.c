@@ -9,6 +9,9 @@
  * fsync for many batches is what lets ingest pass 100,000 signals/s. When
  * such a group fails, each batch is retried alone, so a batch stays all or
  * nothing and gets its own reply.
+ *
+ * Tasks (the store's other writes) move through their own two lists the
+ * same way; the writer runs one after each commit.
  */
 #include "signal_log.h"
 
