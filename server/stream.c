@@ -159,6 +159,10 @@ static void conn_close_later(struct conn *c, uint16_t code, const char *reason,
 	c->close_counted = 1;
 	log_info("closing connection %" PRIu64 " (key %s) with %u: %s", c->id,
 		 c->key_id[0] ? c->key_id : "-", code, reason);
+	/* The liveness check skips closing connections, and a peer that no
+	 * longer reads never makes the socket writable for the close frame:
+	 * lws drops such a connection after idle_timeout_s. */
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, (int)c->srv->cfg.idle_timeout_s);
 	lws_callback_on_writable(c->wsi);
 }
 

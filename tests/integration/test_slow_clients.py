@@ -166,4 +166,32 @@ async def every_silent_peer_of_many_dropped():
             sock.close()
 
 
+@test
+async def closing_peer_that_stops_reading_dropped():
+    """A peer that sends a bad message with signals queued for it and
+    never reads again cannot take the close frame: it is dropped after
+    idle_timeout_s instead of holding its connection for good."""
+    with Canaryd(settings={"ping_interval_s": 1, "idle_timeout_s": 3,
+                           "outbound_queue_bytes": 64 * 1024 * 1024}) as srv:
+        key = srv.key()
+        sock, leftover = ws_handshake(srv.port, key, rcvbuf=4096)
+        ws_send_text(sock, json.dumps({"op": "subscribe", "id": "s1"}))
+        await asyncio.sleep(0.3)
+        # About 8 MB, more than the socket buffers hold (up to 4 MB on
+        # loopback), so part stays queued and the socket stays full.
+        for r in range(40):
+            status, _ = post_batch(srv, key, [make_signal(r * 500 + i) for i in range(500)])
+            check_eq(status, 202, "batch accepted")
+        ws_send_text(sock, "not json")
+
+        started = time.time()
+        while time.time() - started < 15 and \
+                metrics(srv).get("canary_ws_connections", 1) > 0:
+            await asyncio.sleep(0.2)
+        elapsed = time.time() - started
+        check_eq(metrics(srv).get("canary_ws_connections"), 0, "connection dropped")
+        check(elapsed < 8, "dropped %.1f s after its close was due (idle_timeout_s 3)" % elapsed)
+        sock.close()
+
+
 run_tests()
