@@ -30,6 +30,7 @@
 #include "poster.h"
 #include "reader.h"
 #include "signal/signal.h"
+#include "state.h"
 
 #define SENSOR_DEFAULT_BATCH 500
 #define SENSOR_MAX_BATCH 10000
@@ -54,6 +55,7 @@ struct sensor_options {
 	const char *cacert;
 	const char *hmac_key_file;
 	const char *data_dir;
+	const char *state_file;
 	enum sm_format format;
 	bool follow;
 	bool replay;
@@ -62,6 +64,16 @@ struct sensor_options {
 	bool msgpack_body;      /* --body msgpack */
 	char **inputs;          /* "-" is standard input */
 	int n_inputs;
+};
+
+/*
+ * Position of one input for the state file. abs_path is NULL for standard
+ * input, and known is false until the input was opened as a regular file.
+ */
+struct sensor_position {
+	char *abs_path;
+	struct lr_position pos;
+	bool known;
 };
 
 /* A mapped signal waiting for the next POST, and where it came from. */
@@ -91,6 +103,11 @@ struct sensor {
 	int64_t replay_wall0_us;        /* when it was replayed */
 	bool failed;                    /* stop reading; exit_code gives the reason */
 	int exit_code;
+	struct ss_state *state;         /* NULL without --state-file */
+	struct sensor_position *positions;      /* one per input */
+	bool positions_moved;           /* since the last save of the state file */
+	bool flushed;                   /* a batch was posted since the last save */
+	bool save_failed;               /* the last save of the state file failed */
 };
 
 static volatile sig_atomic_t sensor_stop_requests;
@@ -160,6 +177,14 @@ static void sensor_usage(FILE *out)
 "                        this run only and infra_id changes between runs\n"
 "  --data-dir DIR        directory with the Tor exit and cloud range lists\n"
 "                        (default " CANARY_DATA_DIR ")\n"
+"  --state-file FILE     JSON file that records how far each input file was\n"
+"                        handled, so that a new run continues there instead\n"
+"                        of posting the whole log again. Written after each\n"
+"                        accepted batch, when all inputs wait, and at exit.\n"
+"                        Signals are posted at least once, not exactly once:\n"
+"                        a sensor stopped after the server stored a batch\n"
+"                        but before this file was written posts that batch\n"
+"                        again on its next start\n"
 "  --replay              re-time events to now, keeping their original pace\n"
 "  --speed X             with --replay, play X times faster (implies --replay)\n"
 "  -h, --help            show this help\n"
@@ -184,6 +209,7 @@ static int sensor_parse_options(int argc, char **argv, struct sensor_options *o)
 		{ "hmac-key-file", required_argument, NULL, 'H' },
 		{ "data-dir", required_argument, NULL, 'D' },
 		{ "body", required_argument, NULL, 'B' },
+		{ "state-file", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -207,6 +233,7 @@ static int sensor_parse_options(int argc, char **argv, struct sensor_options *o)
 		case 'r': o->replay = true; break;
 		case 'H': o->hmac_key_file = optarg; break;
 		case 'D': o->data_dir = optarg; break;
+		case 'S': o->state_file = optarg; break;
 		case 'B':
 			if (strcmp(optarg, "json") && strcmp(optarg, "msgpack")) {
 				fprintf(stderr, "canary-sensor: --body %s: expected json or msgpack\n",
@@ -653,6 +680,7 @@ static int sensor_flush(struct sensor *s)
 		s->failed = true;
 		return -1;
 	}
+	s->flushed = true;
 	return 0;
 }
 
@@ -726,6 +754,73 @@ static void sensor_handle_line(struct sensor *s, int input, uint64_t line_no,
 		sensor_flush(s);
 }
 
+/* Copies the reader's position in input to s->positions. */
+static void sensor_note_position(struct sensor *s, int input,
+				 const struct lr_reader *r)
+{
+	struct sensor_position *p = &s->positions[input];
+	struct lr_position pos;
+
+	if (!s->state || !p->abs_path || !lr_position(r, &pos))
+		return;
+	if (p->known && p->pos.device == pos.device && p->pos.inode == pos.inode &&
+	    p->pos.offset == pos.offset && p->pos.line == pos.line)
+		return;
+	p->pos = pos;
+	p->known = true;
+	s->positions_moved = true;
+}
+
+/*
+ * Writes the state file when reading moved on and every line read so far
+ * is handled, which means that no signal waits to be posted. Without
+ * force it writes only after a batch was posted, and with force also for
+ * lines that gave no signal.
+ *
+ * Signals are posted at least once, not exactly once: when the sensor
+ * stops after canaryd committed a batch but before this write, the next
+ * run reads those lines again and posts that batch a second time.
+ */
+static void sensor_save_state(struct sensor *s, bool force)
+{
+	char err[PATH_MAX + 256];
+
+	if (!s->state || s->failed || s->n_items > 0 || !s->positions_moved)
+		return;
+	if (!force && !s->flushed)
+		return;
+
+	for (int i = 0; i < s->opt.n_inputs; i++) {
+		const struct sensor_position *p = &s->positions[i];
+
+		if (p->known && ss_set(s->state, p->abs_path, &p->pos) != 0) {
+			snprintf(err, sizeof(err), "cannot update state file %s: "
+				 "out of memory", s->opt.state_file);
+			goto failed;
+		}
+	}
+	if (ss_save(s->state, err, sizeof(err)) != 0)
+		goto failed;
+
+	if (s->save_failed)
+		fprintf(stderr, "canary-sensor: state file %s written again\n",
+			s->opt.state_file);
+	s->save_failed = false;
+	s->positions_moved = false;
+	s->flushed = false;
+	return;
+
+failed:
+	/* Reported once until a write succeeds. The write is retried after
+	 * the next batch, when all inputs wait, and at exit. */
+	s->flushed = false;
+	if (!s->save_failed)
+		fprintf(stderr, "canary-sensor: %s; until the state file is written, "
+			"a restart posts the signals since the last write again\n",
+			err);
+	s->save_failed = true;
+}
+
 /* Prints progress and posts a partial batch that waited too long. */
 static void sensor_tick(struct sensor *s)
 {
@@ -736,7 +831,9 @@ static void sensor_tick(struct sensor *s)
 	if (now - s->last_progress_us >= SENSOR_PROGRESS_US) {
 		s->last_progress_us = now;
 		sensor_progress(s, false);
+		sensor_save_state(s, true);
 	}
+	sensor_save_state(s, false);
 }
 
 /*
@@ -750,12 +847,25 @@ static void sensor_read_inputs(struct sensor *s)
 	char err[512];
 
 	for (int i = 0; readers && i < s->opt.n_inputs; i++) {
-		readers[i] = lr_open(s->opt.inputs[i], s->opt.follow, err, sizeof(err));
+		const struct lr_position *resume = NULL;
+
+		if (s->state && s->positions[i].abs_path)
+			resume = ss_find(s->state, s->positions[i].abs_path);
+		readers[i] = lr_open(s->opt.inputs[i], s->opt.follow, resume, err,
+				     sizeof(err));
 		if (!readers[i]) {
 			fprintf(stderr, "canary-sensor: %s\n", err);
 			s->exit_code = SENSOR_EXIT_FAILURE;
 			continue;
 		}
+		if (lr_notice(readers[i])[0])
+			fprintf(stderr, "canary-sensor: %s\n", lr_notice(readers[i]));
+		else if (resume)
+			fprintf(stderr, "canary-sensor: %s: continuing after line %llu "
+				"(byte %llu) from the state file\n", sensor_input_name(s, i),
+				(unsigned long long)resume->line,
+				(unsigned long long)resume->offset);
+		sensor_note_position(s, i, readers[i]);
 		active++;
 	}
 
@@ -772,6 +882,10 @@ static void sensor_read_inputs(struct sensor *s)
 		st = lr_next(readers[cur], &line, &len);
 		if (lr_notice(readers[cur])[0])
 			fprintf(stderr, "canary-sensor: %s\n", lr_notice(readers[cur]));
+		/* Lines count as handled in the state file only once no signal
+		 * waits to be posted (sensor_save_state), so noting the
+		 * position before handling the line is safe. */
+		sensor_note_position(s, cur, readers[cur]);
 
 		switch (st) {
 		case LR_LINE:
@@ -791,6 +905,7 @@ static void sensor_read_inputs(struct sensor *s)
 			if (++waiting >= active) {
 				waiting = 0;
 				sensor_flush(s);
+				sensor_save_state(s, true);
 				if (s->opt.follow)
 					sensor_sleep_us(SENSOR_FOLLOW_SLEEP_MS * 1000LL);
 			}
@@ -851,6 +966,70 @@ fail:
 	return -1;
 }
 
+/*
+ * Loads --state-file and finds each input's absolute path, under which
+ * the state file records it. Returns 0, or -1 after printing why.
+ */
+static int sensor_open_state(struct sensor *s)
+{
+	char path[PATH_MAX];
+	char err[PATH_MAX + 512];
+	bool any_file = false;
+
+	s->state = ss_load(s->opt.state_file, err, sizeof(err));
+	if (!s->state || ss_check_writable(s->state, err, sizeof(err)) != 0) {
+		fprintf(stderr, "canary-sensor: %s\n", err);
+		return -1;
+	}
+	if (ss_is_new(s->state))
+		fprintf(stderr, "canary-sensor: state file %s does not exist yet; "
+			"reading every input from the start\n", s->opt.state_file);
+	s->positions = calloc((size_t)s->opt.n_inputs, sizeof(*s->positions));
+	if (!s->positions) {
+		fprintf(stderr, "canary-sensor: out of memory\n");
+		return -1;
+	}
+
+	for (int i = 0; i < s->opt.n_inputs; i++) {
+		if (!strcmp(s->opt.inputs[i], "-"))
+			continue;
+		errno = 0;
+		if (ss_absolute_path(s->opt.inputs[i], path, sizeof(path)) != 0) {
+			fprintf(stderr, "canary-sensor: cannot make %s an absolute "
+				"path: %s\n", s->opt.inputs[i],
+				errno ? strerror(errno) : "too long");
+			return -1;
+		}
+		for (int j = 0; j < i; j++) {
+			if (s->positions[j].abs_path &&
+			    !strcmp(s->positions[j].abs_path, path)) {
+				fprintf(stderr, "canary-sensor: %s is given twice; pass "
+					"each file once\n", s->opt.inputs[i]);
+				return -1;
+			}
+		}
+		s->positions[i].abs_path = strdup(path);
+		if (!s->positions[i].abs_path) {
+			fprintf(stderr, "canary-sensor: out of memory\n");
+			return -1;
+		}
+		any_file = true;
+	}
+	if (!any_file)
+		fprintf(stderr, "canary-sensor: warning: --state-file %s has no "
+			"effect because it records positions in files, and standard "
+			"input is the only input\n", s->opt.state_file);
+	return 0;
+}
+
+static void sensor_close_state(struct sensor *s)
+{
+	for (int i = 0; s->positions && i < s->opt.n_inputs; i++)
+		free(s->positions[i].abs_path);
+	free(s->positions);
+	ss_free(s->state);
+}
+
 int main(int argc, char **argv)
 {
 	static char *stdin_only[] = { "-" };
@@ -873,6 +1052,8 @@ int main(int argc, char **argv)
 	}
 	s.exit_code = SENSOR_EXIT_FAILURE;
 
+	if (s.opt.state_file && sensor_open_state(&s) != 0)
+		goto out;
 	if (s.opt.domain_map) {
 		map = sm_domain_map_load(s.opt.domain_map, err, sizeof(err));
 		if (!map) {
@@ -931,6 +1112,9 @@ int main(int argc, char **argv)
 	 * a second one abandons the retries. */
 	if (!s.failed)
 		sensor_flush(&s);
+	sensor_save_state(&s, true);
+	if (s.save_failed)
+		s.exit_code = SENSOR_EXIT_FAILURE;
 	sensor_progress(&s, true);
 
 out:
@@ -945,6 +1129,7 @@ out:
 	nl_set_free(tor);
 	nl_set_free(cloud);
 	nl_geo_close(geo);
+	sensor_close_state(&s);
 	OPENSSL_cleanse(key, sizeof(key));
 	return s.exit_code;
 }

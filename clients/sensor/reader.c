@@ -24,13 +24,53 @@ struct lr_reader {
 	bool discarding;        /* skipping the rest of a too long line */
 	uint64_t line_number;
 	off_t offset;           /* bytes read from fd so far */
+	struct lr_position done;        /* after the last complete line */
 	char notice[320];
 	size_t start;           /* unread data is buf[start..end) */
 	size_t end;
 	char buf[LR_BUF_SIZE];
 };
 
-struct lr_reader *lr_open(const char *path, bool follow, char *err,
+/*
+ * Moves a new reader to resume when it still describes the file that
+ * r->fd has open (st). A changed inode or a file shorter than the saved
+ * offset means the file was rotated or truncated since, so it is read
+ * from 0 with a notice in r->notice.
+ *
+ * NOTE: after a rotation, lines that the old file got after resume was
+ * saved are not read, because the reader does not look for the old file
+ * under its new name.
+ */
+static int lr_resume(struct lr_reader *r, const struct stat *st,
+		     const struct lr_position *resume, char *err, size_t errlen)
+{
+	if (resume->device != r->done.device || resume->inode != r->done.inode) {
+		snprintf(r->notice, sizeof(r->notice), "%s has another device or "
+			 "inode number than in the state file (rotated); reading it "
+			 "from the start", r->path);
+		return 0;
+	}
+	if ((uint64_t)st->st_size < resume->offset) {
+		snprintf(r->notice, sizeof(r->notice), "%s is shorter (%lld bytes) "
+			 "than the saved offset %llu (truncated); reading it from "
+			 "the start", r->path, (long long)st->st_size,
+			 (unsigned long long)resume->offset);
+		return 0;
+	}
+	if (lseek(r->fd, (off_t)resume->offset, SEEK_SET) < 0) {
+		snprintf(err, errlen, "cannot seek %s to offset %llu: %s", r->path,
+			 (unsigned long long)resume->offset, strerror(errno));
+		return -1;
+	}
+	r->offset = (off_t)resume->offset;
+	r->line_number = resume->line;
+	r->done.offset = resume->offset;
+	r->done.line = resume->line;
+	return 0;
+}
+
+struct lr_reader *lr_open(const char *path, bool follow,
+			  const struct lr_position *resume, char *err,
 			  size_t errlen)
 {
 	struct lr_reader *r = NULL;
@@ -65,6 +105,11 @@ struct lr_reader *lr_open(const char *path, bool follow, char *err,
 	}
 	r->regular = S_ISREG(st.st_mode);
 	r->follow = follow && r->regular;
+	r->done.device = (uint64_t)st.st_dev;
+	r->done.inode = (uint64_t)st.st_ino;
+	if (resume && r->regular && r->path &&
+	    lr_resume(r, &st, resume, err, errlen) != 0)
+		goto fail;
 	return r;
 
 fail:
@@ -87,6 +132,14 @@ uint64_t lr_line_number(const struct lr_reader *r)
 	return r->line_number;
 }
 
+bool lr_position(const struct lr_reader *r, struct lr_position *pos)
+{
+	if (!r->regular || !r->path)
+		return false;
+	*pos = r->done;
+	return true;
+}
+
 const char *lr_notice(const struct lr_reader *r)
 {
 	return r->notice;
@@ -98,6 +151,15 @@ static void lr_restart(struct lr_reader *r)
 	r->offset = 0;
 	r->line_number = 0;
 	r->discarding = false;
+	r->done.offset = 0;
+	r->done.line = 0;
+}
+
+/* Records that the line just consumed from buf ended at r->start. */
+static void lr_line_done(struct lr_reader *r)
+{
+	r->done.offset = (uint64_t)r->offset - (r->end - r->start);
+	r->done.line = r->line_number;
 }
 
 /*
@@ -129,8 +191,14 @@ static bool lr_check_rotation(struct lr_reader *r)
 	fd = open(r->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
+	if (fstat(fd, &named) != 0) {
+		close(fd);
+		return false;
+	}
 	close(r->fd);
 	r->fd = fd;
+	r->done.device = (uint64_t)named.st_dev;
+	r->done.inode = (uint64_t)named.st_ino;
 	snprintf(r->notice, sizeof(r->notice), "%s was rotated; reading the new "
 		 "file from the start%s", r->path,
 		 r->end > r->start ? " (the old file's incomplete last line was skipped)"
@@ -192,10 +260,13 @@ enum lr_status lr_next(struct lr_reader *r, const char **line, size_t *len)
 
 			r->start += n + 1;
 			if (r->discarding) {
+				/* The skipped line was counted when it was reported. */
 				r->discarding = false;
+				lr_line_done(r);
 				continue;
 			}
 			r->line_number++;
+			lr_line_done(r);
 			if (n > LR_MAX_LINE)
 				return LR_TOO_LONG;
 			*nl = '\0';
@@ -229,6 +300,7 @@ enum lr_status lr_next(struct lr_reader *r, const char **line, size_t *len)
 			begin[*len] = '\0';
 			r->start = r->end;
 			r->line_number++;
+			lr_line_done(r);
 			*line = begin;
 			return LR_LINE;
 		}

@@ -25,11 +25,24 @@ enum lr_status {
 
 struct lr_reader;
 
+/* Position in a regular file after the last complete line handed out. */
+struct lr_position {
+	uint64_t device;        /* st_dev and st_ino of the file */
+	uint64_t inode;
+	uint64_t offset;        /* bytes up to and including that line's newline */
+	uint64_t line;          /* that line's number, from 1; 0 before any line */
+};
+
 /*
- * Opens path ("-" for standard input). Returns NULL with the reason in
- * err (errlen bytes).
+ * Opens path ("-" for standard input). With resume, reading starts at
+ * resume's offset and line when the file at path has resume's device and
+ * inode and is at least offset bytes long. Otherwise it starts at 0, and
+ * lr_notice() returns a message that the file was rotated or truncated.
+ * Returns NULL
+ * with the reason in err (errlen bytes).
  */
-struct lr_reader *lr_open(const char *path, bool follow, char *err,
+struct lr_reader *lr_open(const char *path, bool follow,
+			  const struct lr_position *resume, char *err,
 			  size_t errlen);
 
 void lr_close(struct lr_reader *r);
@@ -41,8 +54,17 @@ void lr_close(struct lr_reader *r);
  */
 enum lr_status lr_next(struct lr_reader *r, const char **line, size_t *len);
 
-/* Returns the number of the line last returned, from 1 in each file. */
+/* Returns the number of the line last returned, from 1 in each file, or
+ * continuing the saved number after a resume. */
 uint64_t lr_line_number(const struct lr_reader *r);
+
+/*
+ * Stores in pos the position after the last complete line: bytes that
+ * were read but not yet returned as a line, and a skipped line that has
+ * not ended yet, are not counted. Returns false for standard input and
+ * other inputs that are not regular files.
+ */
+bool lr_position(const struct lr_reader *r, struct lr_position *pos);
 
 /* Returns a message for the last LR_ERROR or the last rotation notice,
  * or "" when there is none; lr_next() clears it. */
