@@ -15,6 +15,8 @@
 
 #include <jansson.h>
 
+#include "atomic_file.h"
+
 struct ss_entry {
 	char *path;
 	struct lr_position pos;
@@ -250,32 +252,11 @@ static int ss_directory(const char *path, char *dir, size_t cap)
 	return 0;
 }
 
-/* Writes all of text to fd. Returns 0 or -1 with errno set. */
-static int ss_write_all(int fd, const char *text, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, text, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		text += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int ss_save(const struct ss_state *state, char *err, size_t errlen)
 {
-	char tmp[PATH_MAX];
-	char dir[PATH_MAX];
 	char *text = ss_dump(state);
 	size_t len = 0;
-	int fd = -1;
-	int dir_fd = -1;
-	bool created = false;   /* tmp exists and is not renamed yet */
-	int rc = -1;
+	int rc;
 
 	if (!text) {
 		snprintf(err, errlen, "cannot write state file %s: out of memory, "
@@ -284,52 +265,7 @@ int ss_save(const struct ss_state *state, char *err, size_t errlen)
 	}
 	len = strlen(text);
 	text[len++] = '\n';     /* over the NUL; text is not used as a string after this */
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", state->file) >= sizeof(tmp) ||
-	    ss_directory(state->file, dir, sizeof(dir)) != 0) {
-		snprintf(err, errlen, "state file path %s is too long", state->file);
-		goto out;
-	}
-
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	created = true;
-	if (ss_write_all(fd, text, len) != 0 || fsync(fd) != 0) {
-		snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (close(fd) != 0) {
-		fd = -1;
-		snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, state->file) != 0) {
-		snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, state->file,
-			 strerror(errno));
-		goto out;
-	}
-	created = false;
-
-	/* The rename is durable only once the directory is synced. */
-	dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dir_fd < 0 || fsync(dir_fd) != 0) {
-		snprintf(err, errlen, "cannot sync directory %s of state file %s: %s",
-			 dir, state->file, strerror(errno));
-		goto out;
-	}
-	rc = 0;
-
-out:
-	if (fd >= 0)
-		close(fd);
-	if (dir_fd >= 0)
-		close(dir_fd);
-	if (created)
-		unlink(tmp);
+	rc = atomic_file_write(state->file, text, len, err, errlen);
 	free(text);
 	return rc;
 }

@@ -1,8 +1,8 @@
 #include "cursor.h"
+#include "atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,100 +143,29 @@ out:
 	return result;
 }
 
-static int
-write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t done = write(fd, data, len);
-
-		if (done < 0 && errno == EINTR)
-			continue;
-		if (done < 0)
-			return -1;
-		data += done;
-		len -= (size_t)done;
-	}
-	return 0;
-}
-
-/* Make the rename itself durable by syncing the directory that holds path. */
-static int
-sync_parent_dir(const char *path)
-{
-	char copy[PATH_MAX];
-	int fd;
-	int rc;
-
-	snprintf(copy, sizeof(copy), "%s", path);
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 enum tail_cursor_result
 tail_cursor_save(const char *path, const struct tail_cursor *cursor,
 		 char *err, size_t errlen)
 {
 	enum tail_cursor_result result = TAIL_CURSOR_IO_FAILED;
-	char tmp[PATH_MAX];
-	char *text = NULL;
-	json_t *root = NULL;
-	int fd = -1;
-	int tmp_created = 0;
+	json_t *root = json_pack("{s:s, s:I}", "epoch", cursor->epoch, "seq", cursor->seq);
+	char *text = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	char *line = text ? malloc(strlen(text) + 2) : NULL;
+	char why[PATH_MAX + 256];
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= sizeof(tmp)) {
-		snprintf(err, errlen, "cursor file path '%s' is too long: choose a shorter --cursor-file", path);
-		goto out;
-	}
-
-	root = json_pack("{s:s, s:I}", "epoch", cursor->epoch, "seq", cursor->seq);
-	text = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	if (!text) {
+	if (!line) {
 		snprintf(err, errlen, "out of memory writing cursor file '%s'", path);
 		goto out;
 	}
-
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot create '%s': %s; check that the directory of --cursor-file exists and is writable",
-			 tmp, strerror(errno));
+	sprintf(line, "%s\n", text);
+	if (atomic_file_write(path, line, strlen(line), why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "cursor file '%s': %s; check --cursor-file", path, why);
 		goto out;
 	}
-	tmp_created = 1;
-
-	if (write_all(fd, text, strlen(text)) || write_all(fd, "\n", 1) ||
-	    fsync(fd)) {
-		snprintf(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (close(fd)) {
-		fd = -1;
-		snprintf(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-
-	if (rename(tmp, path)) {
-		snprintf(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-		goto out;
-	}
-	tmp_created = 0;
-
-	if (sync_parent_dir(path)) {
-		snprintf(err, errlen, "cannot sync the directory of '%s': %s", path, strerror(errno));
-		goto out;
-	}
-
 	result = TAIL_CURSOR_OK;
 
 out:
-	if (fd >= 0)
-		close(fd);
-	if (tmp_created)
-		unlink(tmp);
+	free(line);
 	free(text);
 	json_decref(root);
 	return result;
