@@ -159,7 +159,7 @@ tail_cursor_save(const char *path, const struct tail_cursor *cursor,
 	}
 	sprintf(line, "%s\n", text);
 	if (atomic_file_write(path, line, strlen(line), why, sizeof(why)) != 0) {
-		snprintf(err, errlen, "cursor file '%s': %s; check --cursor-file", path, why);
+		snprintf(err, errlen, "%s (the file given with --cursor-file)", why);
 		goto out;
 	}
 	result = TAIL_CURSOR_OK;
