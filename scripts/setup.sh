@@ -18,8 +18,9 @@ for p in $PACKAGES; do
 		missing="$missing $p"
 	fi
 done
-# The web console is built with npm. Debian 12's nodejs (18) is enough to
-# build it; its browser tests need Node.js 20 or later (playwright-core).
+# The web console is built with npm. Debian 12's nodejs (18) builds it and
+# runs its browser tests: playwright-core is pinned to 1.61, the last
+# release that supports Node.js 18.
 if ! command -v npm >/dev/null 2>&1; then
 	missing="$missing nodejs npm"
 fi
