@@ -207,6 +207,7 @@ struct ini_state {
 	int line;               /* the line inih is parsing */
 	size_t problems;        /* all found, also past FILE_PROBLEMS_MAX */
 	struct file_problem problem[FILE_PROBLEMS_MAX];
+	int first_pass;         /* the pass that applies the settings */
 };
 
 static int is_syntax_line(const struct ini_state *st, int line)
@@ -215,23 +216,6 @@ static int is_syntax_line(const struct ini_state *st, int line)
 		if (st->problem[i].line == line && st->problem[i].text[0] == '\0')
 			return 1;
 	return 0;
-}
-
-/* Reads one line for inih and counts it, so that the handler can record
- * the line of each setting; inih counts lines the same way. A
- * line already found unparsable reads as empty, so that inih reports
- * the next one. */
-static char *ini_read_line(char *str, int num, void *stream)
-{
-	struct ini_state *st = stream;
-	char *line = fgets(str, num, st->file);
-
-	if (!line)
-		return NULL;
-	st->line++;
-	if (is_syntax_line(st, st->line))
-		strcpy(str, "\n");
-	return line;
 }
 
 /* Records a problem; an empty text marks a line inih could not parse. */
@@ -244,6 +228,44 @@ static void add_problem(struct ini_state *st, int line, const char *text)
 	}
 	st->problems++;
 }
+
+/* Reads one line for inih and counts it, so that the handler can record
+ * the line of each setting; inih counts lines the same way. A
+ * line already found unparsable reads as empty, so that inih reports
+ * the next one. */
+static char *ini_read_line(char *str, int num, void *stream)
+{
+	struct ini_state *st = stream;
+	char *line = fgets(str, num, st->file);
+	size_t len;
+	int c;
+
+	if (!line)
+		return NULL;
+	st->line++;
+	len = strlen(str);
+	/* inih would read the rest of a line longer than its buffer as
+	 * further lines and take the first part as a whole setting. Such a
+	 * line is skipped here and reported once, so that line numbers stay
+	 * right. */
+	if (len && str[len - 1] != '\n' && !feof(st->file)) {
+		while ((c = fgetc(st->file)) != EOF && c != '\n')
+			;
+		if (st->first_pass) {
+			char detail[80];
+
+			snprintf(detail, sizeof(detail),
+				 "the line is longer than %d characters; shorten it", num - 2);
+			add_problem(st, st->line, detail);
+		}
+		strcpy(str, "\n");
+		return line;
+	}
+	if (is_syntax_line(st, st->line))
+		strcpy(str, "\n");
+	return line;
+}
+
 
 /* Applies one setting; a bad one is recorded and parsing goes on, so
  * that one run lists every bad setting of the file. */
@@ -310,6 +332,7 @@ int cfg_load_file(struct cd_config *cfg, const char *path, char *err,
 
 	memset(&st, 0, sizeof(st));
 	st.cfg = cfg;
+	st.first_pass = 1;
 	/* The shipped file comments with '#', so a '#' after a value and a
 	 * space starts a comment too, not only inih's default ';'. Debian's
 	 * libinih reads this variable at run time. */
@@ -318,6 +341,7 @@ int cfg_load_file(struct cd_config *cfg, const char *path, char *err,
 	/* inih returns the first line it could not parse. Each later pass
 	 * reads the lines found so far as empty and applies nothing, so it
 	 * returns the next such line. */
+	st.first_pass = 0;
 	while (rc > 0 && st.problems < FILE_PROBLEMS_MAX) {
 		add_problem(&st, rc, "");
 		rc = ini_pass(&st, path, ini_accept);

@@ -82,6 +82,9 @@ def every_file_error_listed():
         "[other]",
         "x = 1",                        # line 6: unknown section
         "also not a setting",           # line 7: syntax error
+        "[canaryd]",
+        "tls_cert = /etc/" + "x" * 300,  # line 9: longer than inih's line buffer
+        "colour = green",               # line 10: numbered right after it
     ]
     with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
         f.write("\n".join(lines) + "\n")
@@ -94,9 +97,10 @@ def every_file_error_listed():
     message = out.stderr.strip()
     check_eq(out.returncode, 2, "exit status")
     check_eq(len(message.splitlines()), 1, "one message line")
-    check("has 5 errors" in message, "error count in %r" % message)
+    check("has 7 errors" in message, "error count in %r" % message)
     for line, named in ((2, "max_subscriptions"), (3, "colour"), (4, "syntax error"),
-                        (6, "[other]"), (7, "syntax error")):
+                        (6, "[other]"), (7, "syntax error"), (9, "longer than"),
+                        (10, "colour")):
         check(re.search(r"line %d: [^;]*%s" % (line, re.escape(named)), message),
               "line %d named with %s in %r" % (line, named, message))
 
