@@ -50,6 +50,14 @@ export async function waitFor(fn, message, ms = 10000) {
   }
 }
 
+// Servers started and not yet stopped. A test run that ends abruptly must
+// not leave them behind: playwright-core calls process.exit on a Node.js
+// it does not support, and `after` hooks then do not run.
+const running = new Set();
+process.on('exit', () => {
+  for (const proc of running) proc.kill('SIGKILL');
+});
+
 export class Canaryd {
   constructor({ dataDir, port, settings } = {}) {
     this.tmp = mkdtempSync(join(tmpdir(), 'canary-console-'));
@@ -78,6 +86,8 @@ export class Canaryd {
     const log = openSync(this.logPath, 'a');
     this.proc = spawn(CANARYD, args, { stdio: ['ignore', log, log] });
     closeSync(log);
+    running.add(this.proc);
+    this.proc.once('exit', () => running.delete(this.proc));
     this.exited = new Promise((r) => this.proc.once('exit', (code, signal) => r({ code, signal })));
     await waitFor(async () => {
       if (this.proc.exitCode !== null) throw new Error(`canaryd exited at start:\n${this.log()}`);
