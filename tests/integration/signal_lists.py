@@ -5,12 +5,23 @@ the signals a test ingested."""
 import calendar
 import time
 
+from canary import ingest
+
 EVENT_TYPES = ["credential_testing", "account_probe", "sim_recon", "fraud_test"]
 CONFIDENCES = ["low", "medium", "high"]
 STAGES = ["TESTING", "ATTACK"]
 PROXIES = ["datacenter", "residential", "mobile", "tor"]
 ACTIONS = ["monitor", "step_up", "block", "alert_soc"]
 REGIONS = ["JP", "US", "DE", "BR", "ZZ", "EU"]
+
+
+def ingest_ok(srv, key, sigs):
+    """Ingests sigs and returns the 202 body; any other status fails the
+    test."""
+    status, body = ingest(srv, key, sigs)
+    if status != 202:
+        raise AssertionError("ingest answered %r: %r" % (status, body))
+    return body
 
 
 def rfc3339(t):

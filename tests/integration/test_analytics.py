@@ -18,7 +18,7 @@ import yaml
 from canary import (SOURCE_DIR, Canaryd, Stream, check, check_eq, get_json,
                     http_get, http_request, ingest, make_signal, run_tests, test)
 
-from signal_lists import matches, parse_time, rfc3339
+from signal_lists import ingest_ok, matches, parse_time, rfc3339
 import signal_lists
 
 DOMAINS = ["bank.example", "login.bank.example", "shop.example",
@@ -27,13 +27,6 @@ DOMAINS = ["bank.example", "login.bank.example", "shop.example",
 
 def random_signal(rng, t):
     return signal_lists.random_signal(rng, t, DOMAINS)
-
-
-def ingest_ok(srv, key, sigs):
-    status, body = ingest(srv, key, sigs)
-    if status != 202:
-        raise AssertionError("ingest answered %r: %r" % (status, body))
-    return body
 
 
 def url(srv, path, **params):

@@ -13,7 +13,7 @@ import urllib.parse
 
 from canary import Canaryd, check, check_eq, get_json, ingest, run_tests, test
 
-from signal_lists import matches, parse_time, rfc3339
+from signal_lists import ingest_ok, matches, parse_time, rfc3339
 import signal_lists
 
 DOMAINS = ["bank.example", "login.bank.example", "a.login.bank.example", "shop.example",
@@ -27,13 +27,6 @@ ABSENT = ["absent%d.example" % i for i in range(65)]
 
 def random_signal(rng, t, domains=DOMAINS):
     return signal_lists.random_signal(rng, t, domains)
-
-
-def ingest_ok(srv, key, sigs):
-    status, body = ingest(srv, key, sigs)
-    if status != 202:
-        raise AssertionError("ingest answered %r: %r" % (status, body))
-    return body
 
 
 def load(srv, key, seed, count, hours):
