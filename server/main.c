@@ -741,13 +741,9 @@ int main(int argc, char **argv)
 		free(srv);
 		return 2;
 	}
-	if (log_level_parse(srv->cfg.log_level, &level)) {
-		fprintf(stderr, "canaryd: log_level \"%s\" is invalid: use error, warn, info or debug\n",
-			srv->cfg.log_level);
-		free(srv);
-		return 2;
-	}
-	log_threshold = level;
+	/* parse_args rejected an invalid log_level (cfg_validate). */
+	if (log_level_parse(srv->cfg.log_level, &level) == 0)
+		log_threshold = level;
 	log_attach_lws();
 
 	memset(&sa, 0, sizeof(sa));
