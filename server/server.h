@@ -23,8 +23,8 @@
  * order and answers its sender. A signal is therefore published only
  * after its commit, and publishes reach subscriptions in seq order; the
  * replay/live hand-over in stream.c relies on both. LMDB readers on the
- * loop thread run beside the writer (the store opens LMDB with MDB_NOTLS);
- * the loop thread opens no write transaction and calls fsync only at
+ * loop thread run beside the writer (the store opens LMDB with MDB_NOTLS).
+ * The loop thread opens no write transaction, and it calls fsync only at
  * stop, after the writer has ended.
  */
 #ifndef CANARY_SERVER_H

@@ -58,9 +58,9 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void die(const char *what)
+static void die(const char *step)
 {
-	fprintf(stderr, "bench_fanout_floor: %s: %s\n", what, strerror(errno));
+	fprintf(stderr, "bench_fanout_floor: %s failed: %s\n", step, strerror(errno));
 	exit(1);
 }
 

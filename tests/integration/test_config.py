@@ -5,9 +5,10 @@ with a message that names the value and the fix."""
 import os
 import re
 import subprocess
+import tempfile
 import time
 
-from canary import CANARYD, SOURCE_DIR, Canaryd, check, check_eq, get_json, run_tests, test
+from canary import CANARYD, SOURCE_DIR, Canaryd, check, check_eq, free_port, get_json, run_tests, test
 
 CONF = os.path.join(SOURCE_DIR, "conf", "canaryd.conf")
 
@@ -73,7 +74,6 @@ def invalid_settings_named():
 def every_file_error_listed():
     """One start lists every bad line of a configuration file, with its
     line number, in one message."""
-    import tempfile
     lines = [
         "listen = 127.0.0.1:8080",
         "max_subscriptions = lots",     # line 2: invalid value
@@ -109,8 +109,6 @@ def every_file_error_listed():
 def comment_after_value_ignored():
     """A '#' or ';' after a value and a space starts a comment; a '#'
     inside a value stays part of it."""
-    import tempfile
-    from canary import free_port
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         conf = os.path.join(tmp, "canaryd.conf")
@@ -138,10 +136,9 @@ def comment_after_value_ignored():
 
 
 @test
-def second_server_on_store_refused():
+def second_server_on_store_rejected():
     """Two servers on one store would each publish only their own commits,
     so the second start is refused and the first keeps serving."""
-    from canary import free_port
     with Canaryd() as srv:
         key = srv.key()
         out = subprocess.run([CANARYD, "--listen", "127.0.0.1:%d" % free_port(),
@@ -156,10 +153,9 @@ def second_server_on_store_refused():
 
 
 @test
-def listen_address_not_local_refused():
+def listen_address_not_local_rejected():
     # 192.0.2.1 is a documentation address, on no interface here; a bind
     # to it fails locally and sends nothing.
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run([CANARYD, "--listen", "192.0.2.1:8080", "--data-dir",
                               os.path.join(tmp, "var")],

@@ -1062,12 +1062,14 @@ static void test_exists(void)
 
 	/* A missing directory is reported and not created. */
 	CHECK(st_exists(dir, err, sizeof err) == ST_ERR_NOT_FOUND);
-	CHECK(stat(dir, &sb) != 0 && errno == ENOENT);
+	CHECK(stat(dir, &sb) != 0);
+	CHECK(errno == ENOENT);
 
 	/* An empty directory is no store, and stays empty. */
 	CHECK(mkdir(dir, 0700) == 0);
 	CHECK(st_exists(dir, err, sizeof err) == ST_ERR_NOT_FOUND);
-	CHECK(stat(data, &sb) != 0 && errno == ENOENT);
+	CHECK(stat(data, &sb) != 0);
+	CHECK(errno == ENOENT);
 
 	st = open_store(dir, NULL);
 	st_close(st);
